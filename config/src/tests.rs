@@ -1,0 +1,101 @@
+use super::*;
+use figment::providers::Serialized;
+use figment::Jail;
+use std::io::Write;
+
+fn write_config(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+fn no_env() -> Env {
+    Env::prefixed("HUATUO_TEST_NEVER_SET_")
+}
+
+#[test]
+fn default_toml_loads_into_the_defaults() {
+    let file = write_config(DEFAULT_TOML);
+    let loaded = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
+    assert_eq!(loaded, Config::default());
+}
+
+#[test]
+fn layers_apply_in_order_file_env_cli() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "c.toml",
+            "[agent]\nregion = \"from-file\"\nlog_level = \"debug\"\n[exporters.file]\ndirectory = \"/file\"\n",
+        )?;
+        jail.set_env("HUATUO_AGENT__REGION", "from-env");
+        jail.set_env("HUATUO_EXPORTERS__FILE__DIRECTORY", "/env");
+        let cli = Figment::from(Serialized::default("exporters.file.directory", "/cli"));
+        let config = load(Some(std::path::Path::new("c.toml")), cli).unwrap();
+        assert_eq!(config.agent.region, "from-env");
+        assert_eq!(config.agent.log_level, "debug");
+        assert_eq!(config.exporters.file.directory, std::path::PathBuf::from("/cli"));
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_names_key_and_file() {
+    let file = write_config("[tracers.dropwatch]\nenabled = true\nbogus_key = 3\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("tracers.dropwatch.bogus_key"), "{text}");
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+}
+
+#[test]
+fn wrong_type_names_key_and_file() {
+    let file = write_config("[exporters.otlp]\ntimeout_secs = \"ten\"\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("exporters.otlp.timeout_secs"), "{text}");
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+}
+
+#[test]
+fn wrong_env_value_names_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("HUATUO_TRACERS__DROPWATCH__PROTOCOL_FILTER", "icmp");
+        let err = load(None, Figment::new()).unwrap_err().to_string();
+        assert!(err.contains("tracers.dropwatch.protocol_filter"), "{err}");
+        assert!(err.contains("HUATUO_"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let err = load_with_env(
+        Some(std::path::Path::new("/nonexistent/huatuo.toml")),
+        Figment::new(),
+        no_env(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/huatuo.toml"));
+}
+
+#[test]
+fn validation_names_the_key() {
+    let file = write_config("[tracers.dropwatch]\nring_buffer_kib = 100\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    assert!(err.to_string().contains("tracers.dropwatch.ring_buffer_kib"), "{err}");
+
+    let file = write_config("[exporters.file]\nenabled = false\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    assert!(err.to_string().contains("no exporter is enabled"), "{err}");
+
+    let file = write_config("[exporters.otlp]\nenabled = true\nendpoint = \"127.0.0.1:4317\"\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    assert!(err.to_string().contains("exporters.otlp.endpoint"), "{err}");
+}
+
+#[test]
+fn protocol_names_match_the_contract() {
+    let file = write_config("[exporters.otlp]\nprotocol = \"http/protobuf\"\n");
+    let config = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
+    assert_eq!(config.exporters.otlp.protocol, OtlpProtocol::HttpProtobuf);
+}
