@@ -1,0 +1,20 @@
+//! The agent's own health: tracer status, restarts and records it could not deliver.
+
+names! {
+    /// Tracer name as in the configuration (`dropwatch`, ...).
+    Attribute TRACER_NAME = "huatuo.tracer.name", "string";
+    /// Tracer kind: `event`, `autotracing` or `metrics`.
+    Attribute TRACER_KIND = "huatuo.tracer.kind", "string";
+    /// Tracer state: `running`, `restarting`, `unsupported`, `disabled`, `stopped`.
+    Attribute TRACER_STATE = "huatuo.tracer.state", "string";
+    /// Why records were dropped: `ring_buffer_full` (kernel could not reserve), `rate_limited` (suppressed by the configured rate), `counter_map_full`, `decode_error`.
+    Attribute DROP_CAUSE = "huatuo.drop.cause", "string";
+    /// 1 for the state a tracer is in, 0 for the other states.
+    Metric TRACER_STATUS = "huatuo.tracer.status", "gauge {state}";
+    /// Times a tracer was restarted after a failure.
+    Metric TRACER_RESTARTS = "huatuo.tracer.restarts", "counter {restart}";
+    /// Records received from the kernel and decoded, per tracer.
+    Metric TRACER_RECORDS = "huatuo.tracer.records", "counter {record}";
+    /// Records that did not become telemetry, per tracer and cause (never silently lost).
+    Metric TRACER_RECORDS_DROPPED = "huatuo.tracer.records.dropped", "counter {record}";
+}

@@ -1,0 +1,42 @@
+//! Networking: packet drops (dropwatch).
+
+names! {
+    /// A packet freed by the kernel as dropped (`skb:kfree_skb`).
+    Event SKB_DROP = "huatuo.skb.drop", "event";
+    /// Kernel drop reason without the `SKB_DROP_REASON_` prefix (`NO_SOCKET`), or `UNKNOWN` on kernels without reasons.
+    Attribute SKB_DROP_REASON = "huatuo.skb.drop.reason", "string";
+    /// Where the packet was freed, symbolized from `/proc/kallsyms` (`udp_queue_rcv_one_skb+0x3a`).
+    Attribute SKB_DROP_LOCATION = "huatuo.skb.drop.location", "string";
+    /// Packet length in bytes.
+    Attribute SKB_LEN = "huatuo.skb.len", "int";
+    /// TCP state of the packet's socket (`ESTABLISHED`, ...), when it has one.
+    Attribute TCP_STATE = "huatuo.tcp.state", "string";
+    /// Inode number of the network namespace (`/proc/<pid>/ns/net`).
+    Attribute NETNS_INODE = "huatuo.netns.inode", "int";
+    /// Kernel cgroup id (inode of the v2 cgroup directory) of the task concerned.
+    Attribute CGROUP_ID = "huatuo.cgroup.id", "int";
+    /// Cgroup path of the task concerned, relative to the cgroup mount.
+    Attribute CGROUP_PATH = "huatuo.cgroup.path", "string";
+    /// Transport protocol: `tcp`, `udp`, `icmp`, ... or `other`.
+    Attribute NETWORK_TRANSPORT = "network.transport", "string";
+    /// Network layer protocol: `ipv4`, `ipv6`, or `other`.
+    Attribute NETWORK_TYPE = "network.type", "string";
+    /// Network interface the packet was on.
+    Attribute NETWORK_INTERFACE_NAME = "network.interface.name", "string";
+    /// Source IP address of the packet.
+    Attribute SOURCE_ADDRESS = "source.address", "string";
+    /// Source port of the packet.
+    Attribute SOURCE_PORT = "source.port", "int";
+    /// Destination IP address of the packet.
+    Attribute DESTINATION_ADDRESS = "destination.address", "string";
+    /// Destination port of the packet.
+    Attribute DESTINATION_PORT = "destination.port", "int";
+    /// Process (thread group) id of the task running when the event happened.
+    Attribute PROCESS_PID = "process.pid", "int";
+    /// Thread id of the task running when the event happened.
+    Attribute THREAD_ID = "thread.id", "int";
+    /// Kernel task name (`comm`) of that thread.
+    Attribute THREAD_NAME = "thread.name", "string";
+    /// Every packet drop, counted in the kernel, by reason and protocol.
+    Metric SKB_DROPS = "huatuo.skb.drops", "counter {packet}";
+}
