@@ -1,0 +1,294 @@
+//! dropwatch: packets freed by the kernel as drops (`kfree_skb`).
+//!
+//! Object [`crate::DROPWATCH`] has two programs doing the same work; attach
+//! one. Prefer [`PROG_BTF`] (`BtfTracePoint`, load with [`TP_BTF_NAME`]) and
+//! fall back to [`PROG_TRACEPOINT`] (`TracePoint`, attach to
+//! [`TRACEPOINT_CATEGORY`]/[`TRACEPOINT_NAME`]) if it fails to load or attach.
+//!
+//! Every drop is counted in [`DROP_COUNTS_MAP`] whatever the filter or rate
+//! limit; records in [`crate::EVENTS_MAP`] are [`DropwatchEvent`]s.
+//! The C side of these types is `ebpf/dropwatch/dropwatch.h`; tests check
+//! the mirrors below against the object's BTF.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// `tp_btf/kfree_skb` program.
+pub const PROG_BTF: &str = "dropwatch_btf";
+/// `tracepoint/skb/kfree_skb` program.
+pub const PROG_TRACEPOINT: &str = "dropwatch_tp";
+/// Name passed to `BtfTracePoint::load`.
+pub const TP_BTF_NAME: &str = "kfree_skb";
+/// Category passed to `TracePoint::attach`.
+pub const TRACEPOINT_CATEGORY: &str = "skb";
+/// Name passed to `TracePoint::attach`.
+pub const TRACEPOINT_NAME: &str = "kfree_skb";
+
+/// PERCPU_HASH of [`DropCountKey`] -> u64 drops; sum values over CPUs.
+pub const DROP_COUNTS_MAP: &str = "drop_counts";
+/// Capacity of [`DROP_COUNTS_MAP`]; beyond it new keys count in
+/// `stats[STAT_COUNTER_MAP_FULL]`.
+pub const DROP_COUNTS_MAX_ENTRIES: u32 = 4096;
+/// `.rodata` u8: 0 = emit every drop, otherwise only drops whose L4
+/// protocol equals this IPPROTO_* value (6 = TCP, 17 = UDP).
+pub const GLOBAL_FILTER_L4_PROTO: &str = "filter_l4_proto";
+
+/// [`DropwatchEvent::flags`]: the kernel reports no drop reason (< 5.17).
+pub const FLAG_REASON_UNKNOWN: u32 = 1 << 0;
+/// [`DropwatchEvent::flags`]: no IP header was readable, so family,
+/// addresses and ports are zero.
+pub const FLAG_NO_L3: u32 = 1 << 1;
+
+/// `AF_INET` in [`DropwatchEvent::family`].
+pub const FAMILY_INET: u8 = 2;
+/// `AF_INET6` in [`DropwatchEvent::family`].
+pub const FAMILY_INET6: u8 = 10;
+
+/// Key of [`DROP_COUNTS_MAP`] (`struct dropwatch_count_key`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DropCountKey {
+    /// `enum skb_drop_reason` value; 0 if the kernel has none.
+    pub reason: u32,
+    /// Ethertype, host order (0x0800 IPv4, 0x86dd IPv6); 0 if unknown.
+    pub l3_proto: u16,
+    /// IPPROTO_*; 0 if unknown.
+    pub l4_proto: u8,
+    pub pad: u8,
+}
+
+// SAFETY: repr(C), integers only, no implicit padding (checked in tests).
+unsafe impl aya::Pod for DropCountKey {}
+
+/// One record from the ring buffer (`struct dropwatch_event`). Multi-byte
+/// integers are host order except `saddr`/`daddr`, which are wire bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropwatchEvent {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Kernel text address that freed the skb (symbolize via kallsyms).
+    pub location: u64,
+    /// cgroup v2 id of the current task, which in softirq context is
+    /// whatever task was interrupted.
+    pub cgroup_id: u64,
+    pub netns_cookie: u64,
+    pub netns_inum: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub reason: u32,
+    pub flags: u32,
+    pub ifindex: u32,
+    pub len: u32,
+    pub l3_proto: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub l4_proto: u8,
+    pub family: u8,
+    pub tcp_state: u8,
+    pub pad: [u8; 3],
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub ifname: [u8; 16],
+    pub comm: [u8; 16],
+}
+
+// SAFETY: repr(C), integers and byte arrays only, no implicit padding
+// (checked against the C struct's BTF in tests).
+unsafe impl aya::Pod for DropwatchEvent {}
+
+impl DropwatchEvent {
+    /// Size of the C struct and of each ring buffer record.
+    pub const SIZE: usize = std::mem::size_of::<Self>();
+
+    /// Decodes a ring buffer record; None if it is too short.
+    pub fn from_bytes(buf: &[u8]) -> Option<Self> {
+        if buf.len() < Self::SIZE {
+            return None;
+        }
+        // SAFETY: length checked above; every bit pattern is a valid value
+        // of every field; read_unaligned copes with any buffer alignment.
+        Some(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<Self>()) })
+    }
+
+    pub fn comm(&self) -> Cow<'_, str> {
+        c_str(&self.comm)
+    }
+
+    pub fn ifname(&self) -> Cow<'_, str> {
+        c_str(&self.ifname)
+    }
+
+    pub fn reason_known(&self) -> bool {
+        self.flags & FLAG_REASON_UNKNOWN == 0
+    }
+
+    pub fn src_addr(&self) -> Option<IpAddr> {
+        ip(self.family, &self.saddr)
+    }
+
+    pub fn dst_addr(&self) -> Option<IpAddr> {
+        ip(self.family, &self.daddr)
+    }
+
+    /// The counter key this drop was counted under.
+    pub fn count_key(&self) -> DropCountKey {
+        DropCountKey {
+            reason: self.reason,
+            l3_proto: self.l3_proto,
+            l4_proto: self.l4_proto,
+            pad: 0,
+        }
+    }
+}
+
+fn c_str(bytes: &[u8]) -> Cow<'_, str> {
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..len])
+}
+
+fn ip(family: u8, addr: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        FAMILY_INET => Some(IpAddr::V4(Ipv4Addr::new(
+            addr[0], addr[1], addr[2], addr[3],
+        ))),
+        FAMILY_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*addr))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::Btf;
+    use std::mem::{offset_of, size_of, size_of_val};
+
+    /// (name, offset, size) of each Rust field, in declaration order.
+    macro_rules! rust_layout {
+        ($ty:ty, $value:expr, [$($field:ident),* $(,)?]) => {{
+            let v: $ty = $value;
+            vec![$((stringify!($field), offset_of!($ty, $field), size_of_val(&v.$field))),*]
+        }};
+    }
+
+    fn c_layout(btf: &Btf, name: &str) -> (usize, Vec<(String, usize, usize)>) {
+        let layout = btf
+            .struct_layout(name)
+            .unwrap_or_else(|| panic!("struct {name} not in the object's BTF"));
+        let members = layout
+            .members
+            .iter()
+            .map(|m| {
+                let size = m
+                    .size_bytes
+                    .unwrap_or_else(|| panic!("{name}.{} unsized", m.name));
+                (m.name.clone(), m.offset_bytes as usize, size as usize)
+            })
+            .collect();
+        (layout.size as usize, members)
+    }
+
+    fn assert_same(
+        rust: Vec<(&str, usize, usize)>,
+        rust_size: usize,
+        c: (usize, Vec<(String, usize, usize)>),
+    ) {
+        let rust: Vec<(String, usize, usize)> = rust
+            .into_iter()
+            .map(|(n, o, s)| (n.to_owned(), o, s))
+            .collect();
+        assert_eq!(rust, c.1, "field layout differs from the C struct");
+        assert_eq!(rust_size, c.0, "size differs from the C struct");
+        // No implicit padding: fields tile the struct exactly.
+        let covered: usize = rust.iter().map(|f| f.2).sum();
+        assert_eq!(covered, rust_size, "implicit padding");
+    }
+
+    #[test]
+    fn event_matches_c_layout() {
+        let btf = Btf::from_object(crate::DROPWATCH).unwrap();
+        let zero = DropwatchEvent::from_bytes(&[0; DropwatchEvent::SIZE]).unwrap();
+        let rust = rust_layout!(
+            DropwatchEvent,
+            zero,
+            [
+                ts_ns,
+                location,
+                cgroup_id,
+                netns_cookie,
+                netns_inum,
+                pid,
+                tid,
+                reason,
+                flags,
+                ifindex,
+                len,
+                l3_proto,
+                sport,
+                dport,
+                l4_proto,
+                family,
+                tcp_state,
+                pad,
+                saddr,
+                daddr,
+                ifname,
+                comm,
+            ]
+        );
+        assert_same(
+            rust,
+            size_of::<DropwatchEvent>(),
+            c_layout(&btf, "dropwatch_event"),
+        );
+        assert_eq!(DropwatchEvent::SIZE, 136);
+    }
+
+    #[test]
+    fn count_key_matches_c_layout() {
+        let btf = Btf::from_object(crate::DROPWATCH).unwrap();
+        let rust = rust_layout!(
+            DropCountKey,
+            DropCountKey::default(),
+            [reason, l3_proto, l4_proto, pad]
+        );
+        assert_same(
+            rust,
+            size_of::<DropCountKey>(),
+            c_layout(&btf, "dropwatch_count_key"),
+        );
+    }
+
+    #[test]
+    fn object_has_programs_maps_and_globals() {
+        let btf = Btf::from_object(crate::DROPWATCH).unwrap();
+        for name in [
+            PROG_BTF,
+            PROG_TRACEPOINT,
+            DROP_COUNTS_MAP,
+            GLOBAL_FILTER_L4_PROTO,
+        ] {
+            assert!(btf.has_type(name), "{name} missing from the object");
+        }
+    }
+
+    #[test]
+    fn decodes_a_record() {
+        let mut raw = [0u8; DropwatchEvent::SIZE + 8];
+        raw[64..66].copy_from_slice(&53u16.to_ne_bytes()); // dport
+        raw[66] = 17; // l4_proto
+        raw[67] = FAMILY_INET;
+        raw[88..92].copy_from_slice(&[127, 0, 0, 1]); // daddr
+        raw[104..106].copy_from_slice(b"lo");
+        raw[120..124].copy_from_slice(b"curl");
+        let ev = DropwatchEvent::from_bytes(&raw).unwrap();
+        assert_eq!(ev.dport, 53);
+        assert_eq!(ev.dst_addr(), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(ev.src_addr(), Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        assert_eq!(ev.ifname(), "lo");
+        assert_eq!(ev.comm(), "curl");
+        assert!(ev.reason_known());
+        assert_eq!(ev.count_key().l4_proto, 17);
+        assert!(DropwatchEvent::from_bytes(&raw[..DropwatchEvent::SIZE - 1]).is_none());
+    }
+}
