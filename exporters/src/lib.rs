@@ -1,0 +1,258 @@
+//! Exporters of huatuo-otel and the one place that builds the OpenTelemetry SDK providers.
+//!
+//! Two destinations, usable together: local OTLP-JSON files ([`file`], the default that needs no
+//! collector) and OTLP over gRPC or HTTP/protobuf ([`otlp`]). Each enabled destination gets its own
+//! batch processor (logs, spans) and periodic reader (metrics), so a slow collector never holds up
+//! the files.
+
+pub mod file;
+pub mod otlp;
+mod otlp_json;
+
+use anyhow::{anyhow, bail};
+use huatuo_config::ExportersConfig;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{BatchLogProcessor, LogExporter, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::Resource;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The SDK bounds each processor's flush at about 5 s; this only guards against a flush that
+/// never returns at all.
+const FORCE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// The three SDK providers, wired to every enabled exporter.
+///
+/// Call [`Providers::shutdown`] before the tokio runtime ends: the gRPC exporters need it to
+/// deliver what is still queued.
+#[derive(Debug)]
+pub struct Providers {
+    pub logs: SdkLoggerProvider,
+    pub metrics: SdkMeterProvider,
+    pub traces: SdkTracerProvider,
+}
+
+/// Builds the logger, meter and tracer providers for `config`, all sharing `resource`.
+///
+/// Call it inside a multi-thread tokio runtime, and keep that runtime alive until
+/// [`Providers::shutdown`] returns: OTLP/gRPC needs it (tonic's channel lives on it), which is
+/// checked and reported as an error. The file and HTTP exporters run on the SDK's own threads and
+/// would work without one. Configuration mistakes (unwritable directory, bad endpoint or header)
+/// are returned here, naming the configuration key or path.
+pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::Result<Providers> {
+    if !config.file.enabled && !config.otlp.enabled {
+        bail!("exporters: no exporter is enabled: enable exporters.file or exporters.otlp");
+    }
+    // Every exporter is built before any processor: a processor starts a thread, and a later
+    // configuration error should not leave threads of a half-built pipeline behind.
+    let file = if config.file.enabled {
+        Some((
+            file::FileLogExporter::new(&config.file)?,
+            file::FileSpanExporter::new(&config.file)?,
+            file::FileMetricExporter::new(&config.file)?,
+        ))
+    } else {
+        None
+    };
+    let otlp = if config.otlp.enabled {
+        Some((
+            otlp::log_exporter(&config.otlp)?,
+            otlp::span_exporter(&config.otlp)?,
+            otlp::metric_exporter(&config.otlp)?,
+        ))
+    } else {
+        None
+    };
+
+    if config.file.enabled {
+        tracing::info!(
+            directory = %config.file.directory.display(),
+            "exporting to OTLP-JSON files"
+        );
+    }
+    if config.otlp.enabled {
+        // Headers are left out: they often carry credentials.
+        tracing::info!(
+            endpoint = %config.otlp.endpoint,
+            protocol = ?config.otlp.protocol,
+            "exporting over OTLP"
+        );
+    }
+
+    let mut logs = SdkLoggerProvider::builder().with_resource(resource.clone());
+    let mut traces = SdkTracerProvider::builder().with_resource(resource.clone());
+    let mut metrics = SdkMeterProvider::builder().with_resource(resource);
+    if let Some((log_exporter, span_exporter, metric_exporter)) = file {
+        logs = logs.with_log_processor(log_processor(log_exporter, config));
+        traces = traces.with_span_processor(span_processor(span_exporter, config));
+        metrics = metrics.with_reader(metric_reader(metric_exporter, config));
+    }
+    if let Some((log_exporter, span_exporter, metric_exporter)) = otlp {
+        logs = logs.with_log_processor(log_processor(log_exporter, config));
+        traces = traces.with_span_processor(span_processor(span_exporter, config));
+        metrics = metrics.with_reader(metric_reader(metric_exporter, config));
+    }
+    Ok(Providers {
+        logs: logs.build(),
+        metrics: metrics.build(),
+        traces: traces.build(),
+    })
+}
+
+// Queue and batch sizes are clamped to 1 because a zero-sized queue would become a rendezvous
+// channel that blocks emitters; `Config::validate` already rejects 0, this is for other callers.
+
+fn log_processor<E: LogExporter + 'static>(
+    exporter: E,
+    config: &ExportersConfig,
+) -> BatchLogProcessor {
+    use opentelemetry_sdk::logs::BatchConfigBuilder;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(config.max_queue_size.max(1))
+        .with_max_export_batch_size(config.max_export_batch_size.max(1))
+        .with_scheduled_delay(Duration::from_millis(config.batch_interval_ms))
+        .build();
+    BatchLogProcessor::builder(exporter)
+        .with_batch_config(batch)
+        .build()
+}
+
+fn span_processor<E: SpanExporter + 'static>(
+    exporter: E,
+    config: &ExportersConfig,
+) -> BatchSpanProcessor {
+    use opentelemetry_sdk::trace::BatchConfigBuilder;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(config.max_queue_size.max(1))
+        .with_max_export_batch_size(config.max_export_batch_size.max(1))
+        .with_scheduled_delay(Duration::from_millis(config.batch_interval_ms))
+        .build();
+    BatchSpanProcessor::builder(exporter)
+        .with_batch_config(batch)
+        .build()
+}
+
+fn metric_reader<E: PushMetricExporter>(
+    exporter: E,
+    config: &ExportersConfig,
+) -> PeriodicReader<E> {
+    PeriodicReader::builder(exporter)
+        .with_interval(Duration::from_secs(config.metrics_interval_secs.max(1)))
+        .build()
+}
+
+type Task = (&'static str, Box<dyn FnOnce() -> OTelSdkResult + Send>);
+
+impl Providers {
+    /// Flushes and shuts down all three providers, each bounded by `deadline`.
+    ///
+    /// Safe to call from inside a tokio multi-thread runtime: the SDK's blocking shutdown runs on
+    /// separate threads while this thread yields its runtime worker, so the gRPC exporters can
+    /// still make progress. A provider that does not finish in time is reported as an error and
+    /// left to finish (or not) on its own thread. Calling it twice reports "already shut down".
+    pub fn shutdown(&self, deadline: Duration) -> anyhow::Result<()> {
+        let (logs, metrics, traces) = self.handles();
+        run_bounded(
+            "shutting down exporters",
+            vec![
+                (
+                    "logs",
+                    Box::new(move || logs.shutdown_with_timeout(deadline)),
+                ),
+                (
+                    "metrics",
+                    Box::new(move || metrics.shutdown_with_timeout(deadline)),
+                ),
+                (
+                    "traces",
+                    Box::new(move || traces.shutdown_with_timeout(deadline)),
+                ),
+            ],
+            deadline,
+        )
+    }
+
+    /// Exports everything buffered so far, without shutting down. Same threading as
+    /// [`Providers::shutdown`], bounded at 10 s.
+    pub fn force_flush(&self) -> anyhow::Result<()> {
+        let (logs, metrics, traces) = self.handles();
+        run_bounded(
+            "flushing exporters",
+            vec![
+                ("logs", Box::new(move || logs.force_flush())),
+                ("metrics", Box::new(move || metrics.force_flush())),
+                ("traces", Box::new(move || traces.force_flush())),
+            ],
+            FORCE_FLUSH_LIMIT,
+        )
+    }
+
+    fn handles(&self) -> (SdkLoggerProvider, SdkMeterProvider, SdkTracerProvider) {
+        (self.logs.clone(), self.metrics.clone(), self.traces.clone())
+    }
+}
+
+/// Runs each task on its own thread and waits at most `limit` (plus a little slack for the SDK's
+/// own timeout to fire first) for all of them, collecting every failure into one error.
+fn run_bounded(what: &str, tasks: Vec<Task>, limit: Duration) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let mut errors = Vec::new();
+    let mut pending = Vec::new();
+    for (name, task) in tasks {
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("otel-{name}-drain"))
+            .spawn(move || {
+                // The receiver may be gone after a timeout; nobody is left to tell.
+                let _ = tx.send((name, task()));
+            });
+        match spawned {
+            Ok(_) => pending.push(name),
+            Err(e) => errors.push(format!("{name}: cannot start a thread: {e}")),
+        }
+    }
+    drop(tx);
+
+    let wait = || {
+        let give_up = Instant::now() + limit + Duration::from_millis(250);
+        while !pending.is_empty() {
+            let left = give_up.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((name, result)) => {
+                    pending.retain(|&p| p != name);
+                    if let Err(e) = result {
+                        errors.push(format!("{name}: {e}"));
+                    }
+                }
+                Err(_) => {
+                    for name in pending.drain(..) {
+                        errors.push(format!("{name}: did not finish within {limit:?}"));
+                    }
+                }
+            }
+        }
+    };
+    block_outside_runtime(wait);
+
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{what}: {}", errors.join("; ")))
+    }
+}
+
+/// Blocks without starving tokio: on a multi-thread runtime worker, `block_in_place` hands this
+/// worker's other tasks (such as tonic's connection) to another thread first. Elsewhere blocking
+/// is harmless, or (current-thread runtime) bounded by the caller's timeout.
+fn block_outside_runtime<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
