@@ -185,7 +185,10 @@ impl Config {
         };
         let e = &self.exporters;
         if e.metrics_interval_secs == 0 {
-            return invalid("exporters.metrics_interval_secs", "must be at least 1".into());
+            return invalid(
+                "exporters.metrics_interval_secs",
+                "must be at least 1".into(),
+            );
         }
         if e.max_queue_size == 0 || e.max_export_batch_size == 0 {
             return invalid(
@@ -196,14 +199,20 @@ impl Config {
         if e.max_export_batch_size > e.max_queue_size {
             return invalid(
                 "exporters.max_export_batch_size",
-                format!("{} exceeds exporters.max_queue_size ({})", e.max_export_batch_size, e.max_queue_size),
+                format!(
+                    "{} exceeds exporters.max_queue_size ({})",
+                    e.max_export_batch_size, e.max_queue_size
+                ),
             );
         }
         if e.file.enabled && e.file.directory.as_os_str().is_empty() {
             return invalid("exporters.file.directory", "must not be empty".into());
         }
         if e.file.max_file_size_mib == 0 {
-            return invalid("exporters.file.max_file_size_mib", "must be at least 1".into());
+            return invalid(
+                "exporters.file.max_file_size_mib",
+                "must be at least 1".into(),
+            );
         }
         if e.otlp.enabled {
             let endpoint = &e.otlp.endpoint;

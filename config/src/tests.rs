@@ -1,3 +1,4 @@
+#![allow(clippy::result_large_err)] // figment::Jail closures must return figment::Error
 use super::*;
 use figment::providers::Serialized;
 use figment::Jail;
@@ -33,7 +34,10 @@ fn layers_apply_in_order_file_env_cli() {
         let config = load(Some(std::path::Path::new("c.toml")), cli).unwrap();
         assert_eq!(config.agent.region, "from-env");
         assert_eq!(config.agent.log_level, "debug");
-        assert_eq!(config.exporters.file.directory, std::path::PathBuf::from("/cli"));
+        assert_eq!(
+            config.exporters.file.directory,
+            std::path::PathBuf::from("/cli")
+        );
         Ok(())
     });
 }
@@ -82,7 +86,11 @@ fn missing_file_is_an_error() {
 fn validation_names_the_key() {
     let file = write_config("[tracers.dropwatch]\nring_buffer_kib = 100\n");
     let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
-    assert!(err.to_string().contains("tracers.dropwatch.ring_buffer_kib"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("tracers.dropwatch.ring_buffer_kib"),
+        "{err}"
+    );
 
     let file = write_config("[exporters.file]\nenabled = false\n");
     let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
@@ -98,4 +106,15 @@ fn protocol_names_match_the_contract() {
     let file = write_config("[exporters.otlp]\nprotocol = \"http/protobuf\"\n");
     let config = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
     assert_eq!(config.exporters.otlp.protocol, OtlpProtocol::HttpProtobuf);
+}
+
+#[test]
+fn shipped_example_loads() {
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml"));
+    let config = load_with_env(Some(path), Figment::new(), no_env()).unwrap();
+    assert!(config.exporters.otlp.enabled);
+    assert_eq!(
+        config.tracers.dropwatch.protocol_filter,
+        ProtocolFilter::Tcp
+    );
 }

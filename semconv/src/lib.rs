@@ -73,7 +73,12 @@ pub fn reference_markdown() -> String {
             "\n## {title}\n\n| name | type | description |\n|---|---|---|\n"
         ));
         for n in names.iter().filter(|n| n.kind == kind) {
-            out.push_str(&format!("| `{}` | {} | {} |\n", n.name, n.shape, n.brief.trim()));
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                n.name,
+                n.shape,
+                n.brief.trim()
+            ));
         }
     }
     out

@@ -1,0 +1,89 @@
+//! `huatuo-otel run`: the agent's lifetime, from providers to graceful shutdown.
+
+use crate::cli::EXIT_RUNTIME;
+use crate::framework::Supervisor;
+use crate::kernel::KernelEnv;
+use crate::telemetry::{self, Telemetry};
+use huatuo_config::Config;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(config: Config) -> ExitCode {
+    // tonic exporters and the SDK's blocking shutdown need a multi-thread runtime with at least
+    // two workers (a single worker can deadlock on flush).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("huatuo-otel")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("huatuo-otel: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(run_agent(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("huatuo-otel: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn run_agent(config: Config) -> anyhow::Result<()> {
+    raise_memlock_limit();
+    let kernel = Arc::new(KernelEnv::detect());
+    let resource = telemetry::resource(&config, &kernel.release);
+    let providers = huatuo_exporters::build_providers(&config.exporters, resource)?;
+    telemetry::init_logging(&config, Some(&providers))?;
+    let deadline = Duration::from_secs(config.agent.shutdown_timeout_secs);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        kernel = %kernel.release,
+        file = config.exporters.file.enabled.then(|| config.exporters.file.directory.display().to_string()),
+        otlp = config.exporters.otlp.enabled.then_some(config.exporters.otlp.endpoint.as_str()),
+        "huatuo-otel starting"
+    );
+
+    let telemetry = Arc::new(Telemetry::new(&providers));
+    let config = Arc::new(config);
+    let supervisor = Supervisor::start(crate::tracers::all(), config, kernel, telemetry);
+
+    let signal = wait_for_signal().await?;
+    tracing::info!(
+        signal,
+        "shutting down: detaching programs and flushing exporters"
+    );
+    supervisor.shutdown(deadline).await;
+    providers.shutdown(deadline)?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones use memory cgroups and
+/// ignore it. Raising it is harmless either way; failing to is only a warning.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        eprintln!(
+            "huatuo-otel: warning: cannot raise RLIMIT_MEMLOCK ({}); BPF maps may fail to load on kernels before 5.11",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Attribution: from the cgroup id a kernel record carries to the cgroup it names.
+//!
+//! `bpf_get_current_cgroup_id` returns the id of the task's cgroup in the unified (v2) hierarchy,
+//! which is the inode number of that cgroup's directory. On v1-only hosts there is no such
+//! hierarchy and ids cannot be resolved (records still carry the id).
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Bound on remembered ids; beyond it the cache starts over (ids of removed cgroups are not
+/// reused, so stale entries are only a memory cost).
+const MAX_CACHED: usize = 8192;
+/// Bound on directories visited to resolve one miss.
+const MAX_WALK: usize = 100_000;
+
+pub struct CgroupResolver {
+    root: Option<PathBuf>,
+    cache: Mutex<HashMap<u64, Option<Arc<str>>>>,
+}
+
+impl CgroupResolver {
+    pub fn detect() -> Self {
+        Self::with_root(unified_root())
+    }
+
+    pub fn with_root(root: Option<PathBuf>) -> Self {
+        Self {
+            root,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cgroup path (`/system.slice/foo.service`), resolved once per id; `None` when unknown.
+    pub fn path(&self, id: u64) -> Option<Arc<str>> {
+        let root = self.root.as_ref()?;
+        if let Some(hit) = self.lock().get(&id) {
+            return hit.clone();
+        }
+        let found = find_by_inode(root, id).map(|p| {
+            let relative = p.strip_prefix(root).unwrap_or(&p);
+            Arc::<str>::from(format!("/{}", relative.display()))
+        });
+        let mut cache = self.lock();
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(id, found.clone());
+        found
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<str>>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The mount point of the unified hierarchy: `/sys/fs/cgroup` on v2 hosts,
+/// `/sys/fs/cgroup/unified` on hybrid ones.
+fn unified_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+            (fstype == "cgroup2").then(|| PathBuf::from(dir))
+        })
+        .min_by_key(|p| p.as_os_str().len())
+}
+
+fn find_by_inode(root: &Path, inode: u64) -> Option<PathBuf> {
+    let mut stack = vec![root.to_path_buf()];
+    let mut visited = 0;
+    while let Some(dir) = stack.pop() {
+        visited += 1;
+        if visited > MAX_WALK {
+            return None;
+        }
+        if std::fs::metadata(&dir).map(|m| m.ino()).ok() == Some(inode) {
+            return Some(dir);
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            stack.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_directories_by_inode_and_caches_misses() {
+        let root = tempfile::tempdir().unwrap();
+        let leaf = root
+            .path()
+            .join("kubepods.slice/pod1/cri-containerd-abc.scope");
+        std::fs::create_dir_all(&leaf).unwrap();
+        let inode = std::fs::metadata(&leaf).unwrap().ino();
+        let resolver = CgroupResolver::with_root(Some(root.path().to_path_buf()));
+        assert_eq!(
+            resolver.path(inode).as_deref(),
+            Some("/kubepods.slice/pod1/cri-containerd-abc.scope")
+        );
+        assert_eq!(resolver.path(u64::MAX), None);
+        assert!(resolver.lock().contains_key(&u64::MAX));
+    }
+
+    #[test]
+    fn no_unified_hierarchy_resolves_nothing() {
+        assert_eq!(CgroupResolver::with_root(None).path(1), None);
+    }
+}

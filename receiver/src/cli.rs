@@ -1,0 +1,142 @@
+//! The command line: `run`, `probe`, `config default`, `config check`.
+
+use clap::{Args, Parser, Subcommand};
+use figment::providers::Serialized;
+use figment::Figment;
+use huatuo_config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for invalid configuration or command line: nothing was started.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for a failure to start or run the agent.
+pub const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "huatuo-otel",
+    version,
+    about = "Kernel observability agent: eBPF tracers exported as OpenTelemetry logs, spans and metrics",
+    long_about = "Kernel observability agent: eBPF tracers (packet drops, ...) exported as \
+OpenTelemetry logs, spans and metrics, over OTLP or to local OTLP-JSON files.\n\n\
+Configuration precedence: built-in defaults < --config FILE < HUATUO_* environment \
+(HUATUO_EXPORTERS__FILE__DIRECTORY=/tmp/out) < flags. Print every key with \
+`huatuo-otel config default`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent until SIGINT or SIGTERM.
+    Run(ConfigArgs),
+    /// Show which tracers can run on this host, and why not, without starting anything.
+    Probe(ConfigArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the complete, commented default configuration (it loads unchanged).
+    Default,
+    /// Load and validate the configuration, then print the effective values as TOML.
+    Check(ConfigArgs),
+}
+
+#[derive(Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the local OTLP-JSON files (sets exporters.file.directory).
+    #[arg(long, value_name = "DIR")]
+    pub file_dir: Option<PathBuf>,
+    /// Send to an OTLP collector at this URL (sets exporters.otlp.endpoint and enables it).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol: grpc or http/protobuf (sets exporters.otlp.protocol).
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
+    /// Region resource attribute (sets agent.region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Filter for the agent's own logs, e.g. debug (sets agent.log_level).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Disable a tracer (repeatable; sets tracers.NAME.enabled = false).
+    #[arg(long = "disable-tracer", value_name = "NAME")]
+    pub disable_tracers: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The flags the user set, as the highest-precedence configuration layer.
+    fn overrides(&self) -> Figment {
+        let mut layer = Figment::new();
+        let mut set = |key: &str, value: figment::value::Value| {
+            layer = std::mem::take(&mut layer).merge(Serialized::default(key, value));
+        };
+        if let Some(dir) = &self.file_dir {
+            set("exporters.file.directory", dir.display().to_string().into());
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            set("exporters.otlp.endpoint", endpoint.clone().into());
+            set("exporters.otlp.enabled", true.into());
+        }
+        if let Some(protocol) = &self.otlp_protocol {
+            set("exporters.otlp.protocol", protocol.clone().into());
+        }
+        if let Some(region) = &self.region {
+            set("agent.region", region.clone().into());
+        }
+        if let Some(level) = &self.log_level {
+            set("agent.log_level", level.clone().into());
+        }
+        for tracer in &self.disable_tracers {
+            set(&format!("tracers.{tracer}.enabled"), false.into());
+        }
+        layer
+    }
+
+    /// Loads the configuration, or prints why not.
+    pub fn load(&self) -> Result<Config, ExitCode> {
+        huatuo_config::load(self.config.as_deref(), self.overrides()).map_err(|e| {
+            eprintln!("huatuo-otel: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => match args.load() {
+            Ok(config) => crate::agent::run(config),
+            Err(code) => code,
+        },
+        Command::Probe(args) => match args.load() {
+            Ok(config) => crate::probe::print(&config),
+            Err(code) => code,
+        },
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", huatuo_config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::Config(ConfigCommand::Check(args)) => match args.load() {
+            Ok(config) => match toml::to_string(&config) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("huatuo-otel: cannot print the configuration: {e}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            },
+            Err(code) => code,
+        },
+    }
+}

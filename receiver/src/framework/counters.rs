@@ -1,0 +1,146 @@
+//! Cumulative totals of counters that live in BPF maps.
+//!
+//! A BPF map starts from zero each time its program is loaded, but an OTel cumulative counter must
+//! never go backwards. While a program runs, reads go to its map; when it stops, its last values
+//! are folded into carried totals that later runs add to.
+
+use aya::maps::{MapData, PerCpuArray};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+type Reader<K> = Box<dyn FnMut() -> anyhow::Result<HashMap<K, u64>> + Send>;
+
+pub struct KernelCounters<K> {
+    inner: Mutex<Inner<K>>,
+}
+
+struct Inner<K> {
+    live: Option<Reader<K>>,
+    /// Last successful read of `live`, so a failing read never makes totals go backwards.
+    last_live: HashMap<K, u64>,
+    carried: HashMap<K, u64>,
+}
+
+impl<K> Default for KernelCounters<K> {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                live: None,
+                last_live: HashMap::new(),
+                carried: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> KernelCounters<K> {
+    /// Starts reading from a freshly loaded program's map.
+    pub fn attach(&self, reader: impl FnMut() -> anyhow::Result<HashMap<K, u64>> + Send + 'static) {
+        let mut inner = self.lock();
+        inner.fold_live();
+        inner.live = Some(Box::new(reader));
+    }
+
+    /// Takes a last reading and keeps it, before the program's maps go away.
+    pub fn detach(&self) {
+        let mut inner = self.lock();
+        inner.refresh();
+        inner.fold_live();
+    }
+
+    /// Current totals: carried + live.
+    pub fn snapshot(&self) -> HashMap<K, u64> {
+        let mut inner = self.lock();
+        inner.refresh();
+        let mut totals = inner.carried.clone();
+        for (key, value) in &inner.last_live {
+            *totals.entry(key.clone()).or_default() += value;
+        }
+        totals
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K>> {
+        // A panic while holding the lock cannot leave the maps inconsistent (plain inserts), so a
+        // poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<K: Hash + Eq + Clone> Inner<K> {
+    fn refresh(&mut self) {
+        if let Some(read) = self.live.as_mut() {
+            match read() {
+                Ok(values) => self.last_live = values,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading kernel counters failed; keeping last values")
+                }
+            }
+        }
+    }
+
+    fn fold_live(&mut self) {
+        for (key, value) in self.last_live.drain() {
+            *self.carried.entry(key).or_default() += value;
+        }
+        self.live = None;
+    }
+}
+
+/// Reads the program's `stats` slots (see `ebpf/include/huatuo_stats.h`) by cause name.
+pub fn read_program_stats(
+    map: &PerCpuArray<MapData, u64>,
+) -> anyhow::Result<HashMap<&'static str, u64>> {
+    let mut totals = HashMap::new();
+    for (slot, cause) in [
+        (huatuo_ebpf::STAT_RINGBUF_LOST, "ring_buffer_full"),
+        (huatuo_ebpf::STAT_RATE_LIMITED, "rate_limited"),
+        (huatuo_ebpf::STAT_COUNTER_MAP_FULL, "counter_map_full"),
+    ] {
+        let per_cpu = map.get(&slot, 0)?;
+        totals.insert(cause, per_cpu.iter().sum());
+    }
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn totals_survive_a_restart_and_never_go_backwards() {
+        let counters = KernelCounters::<&str>::default();
+        let kernel = Arc::new(AtomicU64::new(5));
+        let k = kernel.clone();
+        counters.attach(move || Ok(HashMap::from([("drops", k.load(Ordering::SeqCst))])));
+        assert_eq!(counters.snapshot()["drops"], 5);
+        kernel.store(7, Ordering::SeqCst);
+        counters.detach();
+        assert_eq!(counters.snapshot()["drops"], 7);
+
+        // A reloaded program starts from zero again.
+        let k = kernel.clone();
+        kernel.store(0, Ordering::SeqCst);
+        counters.attach(move || Ok(HashMap::from([("drops", k.load(Ordering::SeqCst))])));
+        kernel.store(3, Ordering::SeqCst);
+        assert_eq!(counters.snapshot()["drops"], 10);
+    }
+
+    #[test]
+    fn a_failing_read_keeps_the_last_values() {
+        let counters = KernelCounters::<&str>::default();
+        let mut calls = 0;
+        counters.attach(move || {
+            calls += 1;
+            if calls == 1 {
+                Ok(HashMap::from([("drops", 4)]))
+            } else {
+                anyhow::bail!("map gone")
+            }
+        });
+        assert_eq!(counters.snapshot()["drops"], 4);
+        assert_eq!(counters.snapshot()["drops"], 4);
+    }
+}

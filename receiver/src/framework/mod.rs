@@ -1,0 +1,114 @@
+//! The tracer framework: what a tracer declares, what it is given to run, and the supervisor that
+//! keeps every enabled tracer running without letting one failure reach the others.
+
+mod counters;
+mod status;
+mod supervisor;
+
+pub use counters::{read_program_stats, KernelCounters};
+pub use status::{StatusBoard, TracerState};
+pub use supervisor::Supervisor;
+
+use crate::kernel::KernelEnv;
+use crate::telemetry::Telemetry;
+use futures::future::BoxFuture;
+use huatuo_config::Config;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The seeds' three modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracerKind {
+    /// Kernel events, reported as they happen (log events, counters).
+    Event,
+    /// Anomaly-triggered captures (spans).
+    Autotracing,
+    /// Passive metric collection.
+    Metrics,
+}
+
+impl TracerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TracerKind::Event => "event",
+            TracerKind::Autotracing => "autotracing",
+            TracerKind::Metrics => "metrics",
+        }
+    }
+}
+
+/// Why a tracer cannot run on this kernel or with these privileges. Unlike a failure, this is
+/// permanent: the supervisor does not restart it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One tracer. Implementations are registered in `crate::tracers::all`.
+pub trait Tracer: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn kind(&self) -> TracerKind;
+    fn enabled(&self, config: &Config) -> bool;
+    /// Wait between a failure and the next start.
+    fn restart_backoff(&self, config: &Config) -> Duration;
+    /// Checks, without loading anything, that the kernel offers what the tracer needs.
+    fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported>;
+    /// Registers the tracer's metric instruments; called once, before the first start, so
+    /// cumulative counters survive restarts.
+    fn register_metrics(&self, _telemetry: &Telemetry) {}
+    /// Runs until `ctx.cancel` fires (returns `Ok`) or the tracer fails (returns `Err`, and is
+    /// restarted after its back-off). Returning [`RunError::Unsupported`] stops it for good.
+    fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("unsupported: {0}")]
+    Unsupported(Unsupported),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// What a running tracer gets.
+#[derive(Clone)]
+pub struct TracerContext {
+    pub config: Arc<Config>,
+    pub kernel: Arc<KernelEnv>,
+    pub telemetry: Arc<Telemetry>,
+    pub stats: Arc<TracerStats>,
+    pub cancel: CancellationToken,
+}
+
+/// Per-tracer accounting of records: received, and dropped by cause. Kernel-side losses are read
+/// from the program's `stats` map; user-space ones are counted here.
+#[derive(Default)]
+pub struct TracerStats {
+    pub records: AtomicU64,
+    pub decode_errors: AtomicU64,
+    /// Kernel-side drop counters (ring buffer full, rate limited, ...), by cause name.
+    pub kernel: KernelCounters<&'static str>,
+}
+
+impl TracerStats {
+    pub fn record_received(&self) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn decode_error(&self) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Dropped records by cause, including user-space decode errors.
+    pub fn dropped(&self) -> Vec<(&'static str, u64)> {
+        let mut dropped: Vec<_> = self.kernel.snapshot().into_iter().collect();
+        dropped.push(("decode_error", self.decode_errors.load(Ordering::Relaxed)));
+        dropped.sort();
+        dropped
+    }
+}

@@ -1,0 +1,161 @@
+//! The live status of every tracer, shared by the supervisor (writer) and the agent's
+//! self-metrics (reader).
+
+use super::{TracerKind, TracerStats};
+use crate::telemetry::Telemetry;
+use huatuo_semconv::agent as names;
+use opentelemetry::KeyValue;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TracerState {
+    Disabled,
+    Unsupported(String),
+    Running,
+    /// Failed, waiting out its back-off before the next start.
+    Restarting(String),
+    Stopped,
+}
+
+impl TracerState {
+    pub const ALL_NAMES: [&'static str; 5] = [
+        "disabled",
+        "unsupported",
+        "running",
+        "restarting",
+        "stopped",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TracerState::Disabled => "disabled",
+            TracerState::Unsupported(_) => "unsupported",
+            TracerState::Running => "running",
+            TracerState::Restarting(_) => "restarting",
+            TracerState::Stopped => "stopped",
+        }
+    }
+}
+
+pub struct TracerEntry {
+    pub name: &'static str,
+    pub kind: TracerKind,
+    pub state: TracerState,
+    pub restarts: u64,
+    pub stats: Arc<TracerStats>,
+}
+
+#[derive(Default, Clone)]
+pub struct StatusBoard {
+    entries: Arc<Mutex<Vec<TracerEntry>>>,
+}
+
+impl StatusBoard {
+    pub fn add(
+        &self,
+        name: &'static str,
+        kind: TracerKind,
+        state: TracerState,
+    ) -> Arc<TracerStats> {
+        let stats = Arc::new(TracerStats::default());
+        self.lock().push(TracerEntry {
+            name,
+            kind,
+            state,
+            restarts: 0,
+            stats: stats.clone(),
+        });
+        stats
+    }
+
+    pub fn set_state(&self, name: &str, state: TracerState) {
+        if let Some(entry) = self.lock().iter_mut().find(|e| e.name == name) {
+            entry.state = state;
+        }
+    }
+
+    pub fn count_restart(&self, name: &str) {
+        if let Some(entry) = self.lock().iter_mut().find(|e| e.name == name) {
+            entry.restarts += 1;
+        }
+    }
+
+    pub fn state(&self, name: &str) -> Option<TracerState> {
+        self.lock()
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.state.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TracerEntry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exports status, restarts, records and drops of every tracer as observable instruments.
+    pub fn register_metrics(&self, telemetry: &Telemetry) {
+        let meter = &telemetry.meter;
+        let board = self.clone();
+        meter
+            .u64_observable_gauge(names::TRACER_STATUS)
+            .with_description("1 for the state a tracer is in, 0 for the others")
+            .with_unit("{state}")
+            .with_callback(move |observer| {
+                for e in board.lock().iter() {
+                    for state in TracerState::ALL_NAMES {
+                        observer.observe(
+                            u64::from(e.state.name() == state),
+                            &[
+                                KeyValue::new(names::TRACER_NAME, e.name),
+                                KeyValue::new(names::TRACER_KIND, e.kind.as_str()),
+                                KeyValue::new(names::TRACER_STATE, state),
+                            ],
+                        );
+                    }
+                }
+            })
+            .build();
+        let board = self.clone();
+        meter
+            .u64_observable_counter(names::TRACER_RESTARTS)
+            .with_description("Times a tracer was restarted after a failure")
+            .with_unit("{restart}")
+            .with_callback(move |observer| {
+                for e in board.lock().iter() {
+                    observer.observe(e.restarts, &[KeyValue::new(names::TRACER_NAME, e.name)]);
+                }
+            })
+            .build();
+        let board = self.clone();
+        meter
+            .u64_observable_counter(names::TRACER_RECORDS)
+            .with_description("Records received from the kernel and decoded")
+            .with_unit("{record}")
+            .with_callback(move |observer| {
+                for e in board.lock().iter() {
+                    let records = e.stats.records.load(Ordering::Relaxed);
+                    observer.observe(records, &[KeyValue::new(names::TRACER_NAME, e.name)]);
+                }
+            })
+            .build();
+        let board = self.clone();
+        meter
+            .u64_observable_counter(names::TRACER_RECORDS_DROPPED)
+            .with_description("Records that did not become telemetry, by cause")
+            .with_unit("{record}")
+            .with_callback(move |observer| {
+                for e in board.lock().iter() {
+                    for (cause, count) in e.stats.dropped() {
+                        observer.observe(
+                            count,
+                            &[
+                                KeyValue::new(names::TRACER_NAME, e.name),
+                                KeyValue::new(names::DROP_CAUSE, cause),
+                            ],
+                        );
+                    }
+                }
+            })
+            .build();
+    }
+}

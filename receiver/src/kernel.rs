@@ -1,0 +1,95 @@
+//! What the running kernel offers: tracefs, tracepoints, BTF, privileges. Tracers probe these
+//! before loading anything, so an unsupported hook is reported with its reason instead of failing.
+
+use huatuo_ebpf::btf::Btf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const TRACEFS_CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// A snapshot of the kernel's capabilities, taken once and shared by all tracers.
+pub struct KernelEnv {
+    pub release: String,
+    tracefs: Option<PathBuf>,
+    btf: OnceLock<Result<Btf, String>>,
+}
+
+impl KernelEnv {
+    pub fn detect() -> Self {
+        Self {
+            release: kernel_release(),
+            tracefs: TRACEFS_CANDIDATES
+                .iter()
+                .map(Path::new)
+                .find(|p| p.join("events").is_dir())
+                .map(Path::to_path_buf),
+            btf: OnceLock::new(),
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// Whether `group:name` exists; `Err` says why it cannot be known (no tracefs).
+    pub fn tracepoint_exists(&self, group: &str, name: &str) -> Result<bool, String> {
+        match &self.tracefs {
+            Some(root) => Ok(root.join("events").join(group).join(name).is_dir()),
+            None => Err(format!(
+                "tracefs is not mounted (tried {}; mount it with `mount -t tracefs nodev /sys/kernel/tracing`)",
+                TRACEFS_CANDIDATES.join(", ")
+            )),
+        }
+    }
+
+    /// The kernel's own BTF (`/sys/kernel/btf/vmlinux`), parsed once.
+    pub fn btf(&self) -> Result<&Btf, &str> {
+        self.btf
+            .get_or_init(|| Btf::from_sys_fs().map_err(|e| format!("kernel BTF unavailable: {e}")))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// Number of possible CPUs, which per-CPU BPF maps are sized by.
+    pub fn possible_cpus(&self) -> usize {
+        aya::util::nr_cpus().unwrap_or(1).max(1)
+    }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Converts kernel monotonic timestamps (`bpf_ktime_get_ns`) to wall-clock time. The offset is
+/// taken once: re-reading it per event would make event times jump with NTP slews.
+#[derive(Clone, Copy)]
+pub struct BootClock {
+    realtime_minus_monotonic_ns: i128,
+}
+
+impl BootClock {
+    pub fn now() -> Self {
+        let read = |clock| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: ts is a valid, writable timespec.
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+        };
+        let real = read(libc::CLOCK_REALTIME);
+        let mono = read(libc::CLOCK_MONOTONIC);
+        Self {
+            realtime_minus_monotonic_ns: real - mono,
+        }
+    }
+
+    pub fn to_system_time(self, monotonic_ns: u64) -> std::time::SystemTime {
+        let unix_ns = (monotonic_ns as i128 + self.realtime_minus_monotonic_ns).max(0) as u64;
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns)
+    }
+}

@@ -1,0 +1,14 @@
+//! huatuo-otel: the agent. Kernel programs feed tracers (`tracers`), run by a supervisor
+//! (`framework`); decoded records become OTel events and metrics (`telemetry`), exported by
+//! `huatuo_exporters`.
+
+pub mod agent;
+pub mod attribution;
+pub mod cli;
+pub mod framework;
+pub mod kernel;
+pub mod ksyms;
+pub mod probe;
+pub mod ringbuf;
+pub mod telemetry;
+pub mod tracers;

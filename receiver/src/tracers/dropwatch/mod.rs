@@ -1,0 +1,248 @@
+//! `dropwatch`: kernel packet drops (`skb:kfree_skb`).
+//!
+//! Every drop is counted in the kernel by reason and protocol (exact, whatever the filter or rate
+//! limit); drops matching the protocol filter become log events, at most
+//! `max_events_per_second`; the rest are counted as `rate_limited`.
+
+mod decode;
+
+use crate::framework::{
+    read_program_stats, KernelCounters, RunError, Tracer, TracerContext, TracerKind, Unsupported,
+};
+use crate::kernel::{BootClock, KernelEnv};
+use crate::ksyms::KernelSymbols;
+use crate::telemetry::Telemetry;
+use anyhow::Context as _;
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use decode::ReasonNames;
+use futures::future::BoxFuture;
+use huatuo_config::{Config, ProtocolFilter};
+use huatuo_ebpf::dropwatch::{self as abi, DropCountKey};
+use huatuo_semconv::net as names;
+use opentelemetry::KeyValue;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub const NAME: &str = "dropwatch";
+
+/// Drop counter key as exported: (reason, ethertype, IP protocol).
+type CountKey = (u32, u16, u8);
+
+#[derive(Default)]
+pub struct Dropwatch {
+    counts: Arc<KernelCounters<CountKey>>,
+    reasons: Arc<OnceLock<ReasonNames>>,
+}
+
+impl Tracer for Dropwatch {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn kind(&self) -> TracerKind {
+        TracerKind::Event
+    }
+
+    fn enabled(&self, config: &Config) -> bool {
+        config.tracers.dropwatch.enabled
+    }
+
+    fn restart_backoff(&self, config: &Config) -> Duration {
+        Duration::from_secs(config.tracers.dropwatch.restart_backoff_secs)
+    }
+
+    fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
+        if !kernel.is_root() {
+            return Err(Unsupported(
+                "not root: loading BPF programs needs CAP_BPF and CAP_PERFMON".into(),
+            ));
+        }
+        let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
+        match kernel.tracepoint_exists(group, name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Unsupported(format!("missing tracepoint {group}:{name}"))),
+            Err(why) => Err(Unsupported(why)),
+        }
+    }
+
+    fn register_metrics(&self, telemetry: &Telemetry) {
+        let counts = self.counts.clone();
+        let reasons = self.reasons.clone();
+        telemetry
+            .meter
+            .u64_observable_counter(names::SKB_DROPS)
+            .with_description(
+                "Packets dropped by the kernel, counted in the kernel by reason and protocol",
+            )
+            .with_unit("{packet}")
+            .with_callback(move |observer| {
+                let Some(reasons) = reasons.get() else { return };
+                for ((reason, l3, l4), count) in counts.snapshot() {
+                    observer.observe(
+                        count,
+                        &[
+                            KeyValue::new(names::SKB_DROP_REASON, reasons.name(reason, true)),
+                            KeyValue::new(names::NETWORK_TYPE, decode::network_type_name(l3)),
+                            KeyValue::new(names::NETWORK_TRANSPORT, decode::transport_name(l4)),
+                        ],
+                    );
+                }
+            })
+            .build();
+    }
+
+    fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
+        let counts = self.counts.clone();
+        let reasons = self.reasons.clone();
+        Box::pin(async move {
+            let reasons = reasons.get_or_init(|| load_reason_names(&ctx.kernel));
+            let mut ebpf = load(&ctx)?;
+            let attach = attach(&mut ebpf, &ctx.kernel)?;
+            tracing::info!(tracer = NAME, attach, "attached");
+
+            let (ring, drop_counts, stats) = take_maps(&mut ebpf)?;
+            counts.attach(move || read_drop_counts(&drop_counts));
+            ctx.stats.kernel.attach(move || read_program_stats(&stats));
+
+            let symbols = KernelSymbols::load()
+                .inspect_err(|e| tracing::warn!(tracer = NAME, error = %e, "drop locations stay unsymbolized"))
+                .ok();
+            let decode_ctx = decode::Context {
+                reasons,
+                symbols: symbols.as_ref(),
+                clock: BootClock::now(),
+            };
+            let result =
+                crate::ringbuf::drain(ring, &ctx.cancel, |bytes| match decode::parse(bytes) {
+                    Ok(raw) => {
+                        ctx.stats.record_received();
+                        ctx.telemetry.emit(decode::to_event(&raw, &decode_ctx));
+                    }
+                    Err(e) => {
+                        ctx.stats.decode_error();
+                        tracing::warn!(tracer = NAME, error = %e, "undecodable record");
+                    }
+                })
+                .await;
+            // Keep the final kernel counts before the maps (and programs) go away with `ebpf`.
+            counts.detach();
+            ctx.stats.kernel.detach();
+            drop(ebpf);
+            result.map_err(RunError::Failed)
+        })
+    }
+}
+
+fn load_reason_names(kernel: &KernelEnv) -> ReasonNames {
+    match kernel.btf().map(|btf| btf.enum_variants("skb_drop_reason")) {
+        Ok(Some(variants)) => ReasonNames::from_variants(variants),
+        Ok(None) => {
+            tracing::warn!(
+                tracer = NAME,
+                "kernel has no enum skb_drop_reason (before 5.17): reasons are UNKNOWN"
+            );
+            ReasonNames::default()
+        }
+        Err(e) => {
+            tracing::warn!(
+                tracer = NAME,
+                error = e,
+                "drop reasons are shown as numbers"
+            );
+            ReasonNames::default()
+        }
+    }
+}
+
+fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
+    let config = &ctx.config.tracers.dropwatch;
+    let filter_l4_proto: u8 = match config.protocol_filter {
+        ProtocolFilter::All => 0,
+        ProtocolFilter::Tcp => 6,
+        ProtocolFilter::Udp => 17,
+    };
+    // The kernel limits per CPU (no cross-CPU atomics on the hot path); spread the configured
+    // global rate over the possible CPUs, rounding up so a small rate never becomes zero.
+    let per_cpu: u64 = match u64::from(config.max_events_per_second) {
+        0 => 0,
+        rate => rate.div_ceil(ctx.kernel.possible_cpus() as u64),
+    };
+    EbpfLoader::new()
+        .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
+        .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
+        .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
+        .load(huatuo_ebpf::DROPWATCH)
+        .context("loading the dropwatch BPF object")
+        .map_err(RunError::Failed)
+}
+
+/// Attaches through tp_btf when the kernel has BTF (cheaper: direct arguments), else through the
+/// classic tracepoint. Returns which one.
+fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<&'static str, RunError> {
+    let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
+    if kernel.btf().is_ok() {
+        match attach_btf(ebpf) {
+            Ok(()) => return Ok("tp_btf"),
+            Err(e) => {
+                tracing::info!(tracer = NAME, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
+            }
+        }
+    }
+    let program: &mut TracePoint = program(ebpf, abi::PROG_TRACEPOINT)?;
+    program.load().context("loading the tracepoint program")?;
+    program
+        .attach(group, name)
+        .with_context(|| format!("attaching to tracepoint {group}:{name}"))?;
+    Ok("tracepoint")
+}
+
+fn attach_btf(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let btf = Btf::from_sys_fs()?;
+    let program: &mut BtfTracePoint = program(ebpf, abi::PROG_BTF)?;
+    program
+        .load(abi::TP_BTF_NAME, &btf)
+        .context("loading the tp_btf program")?;
+    program.attach().context("attaching the tp_btf program")?;
+    Ok(())
+}
+
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?;
+    Ok(program.try_into()?)
+}
+
+type DropCountsMap = PerCpuHashMap<MapData, DropCountKey, u64>;
+
+fn take_maps(
+    ebpf: &mut Ebpf,
+) -> anyhow::Result<(RingBuf<MapData>, DropCountsMap, PerCpuArray<MapData, u64>)> {
+    let mut take = |name: &str| {
+        ebpf.take_map(name)
+            .with_context(|| format!("map {name} missing from the object"))
+    };
+    Ok((
+        RingBuf::try_from(take(huatuo_ebpf::EVENTS_MAP)?)?,
+        PerCpuHashMap::try_from(take(abi::DROP_COUNTS_MAP)?)?,
+        PerCpuArray::try_from(take(huatuo_ebpf::STATS_MAP)?)?,
+    ))
+}
+
+fn read_drop_counts(map: &DropCountsMap) -> anyhow::Result<HashMap<CountKey, u64>> {
+    let mut totals = HashMap::new();
+    for entry in map.iter() {
+        let (key, per_cpu) = entry?;
+        let total: u64 = per_cpu.iter().sum();
+        *totals
+            .entry((key.reason, key.l3_proto, key.l4_proto))
+            .or_default() += total;
+    }
+    Ok(totals)
+}
