@@ -27,6 +27,25 @@ impl KernelEnv {
         }
     }
 
+    /// (major, minor) parsed from the release, e.g. (6, 18) for "6.18.44-fc".
+    pub fn version(&self) -> Option<(u32, u32)> {
+        parse_version(&self.release)
+    }
+
+    /// What every ring-buffer tracer needs: privileges and BPF ring buffers (Linux 5.8).
+    pub fn require_ring_buffer_tracing(&self) -> Result<(), String> {
+        if !self.is_root() {
+            return Err("not root: loading BPF programs needs CAP_BPF and CAP_PERFMON".into());
+        }
+        match self.version() {
+            Some(version) if version < (5, 8) => Err(format!(
+                "kernel {} too old: BPF ring buffers need 5.8 or later",
+                self.release
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn is_root(&self) -> bool {
         // SAFETY: geteuid has no preconditions and cannot fail.
         unsafe { libc::geteuid() == 0 }
@@ -55,6 +74,11 @@ impl KernelEnv {
     pub fn possible_cpus(&self) -> usize {
         aya::util::nr_cpus().unwrap_or(1).max(1)
     }
+}
+
+fn parse_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 fn kernel_release() -> String {
@@ -91,5 +115,18 @@ impl BootClock {
     pub fn to_system_time(self, monotonic_ns: u64) -> std::time::SystemTime {
         let unix_ns = (monotonic_ns as i128 + self.realtime_minus_monotonic_ns).max(0) as u64;
         std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_from_distribution_releases() {
+        assert_eq!(parse_version("6.18.44-fc-v595"), Some((6, 18)));
+        assert_eq!(parse_version("4.18.0-553.el8_10.x86_64"), Some((4, 18)));
+        assert_eq!(parse_version("5.8"), Some((5, 8)));
+        assert_eq!(parse_version("unknown"), None);
     }
 }

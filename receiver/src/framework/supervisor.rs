@@ -105,3 +105,151 @@ async fn supervise(tracer: Arc<dyn Tracer>, ctx: TracerContext, board: StatusBoa
         board.count_restart(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::{TracerKind, Unsupported};
+    use futures::future::BoxFuture;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Behaviour {
+        Healthy,
+        Fails,
+        Panics,
+        UnsupportedAtRun,
+        UnsupportedAtProbe,
+        Disabled,
+    }
+
+    struct Fake {
+        name: &'static str,
+        behaviour: Behaviour,
+        runs: Arc<AtomicU32>,
+    }
+
+    impl Tracer for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn kind(&self) -> TracerKind {
+            TracerKind::Event
+        }
+        fn enabled(&self, _: &Config) -> bool {
+            self.behaviour != Behaviour::Disabled
+        }
+        fn restart_backoff(&self, _: &Config) -> Duration {
+            Duration::from_millis(20)
+        }
+        fn probe(&self, _: &KernelEnv) -> Result<(), Unsupported> {
+            match self.behaviour {
+                Behaviour::UnsupportedAtProbe => Err(Unsupported("missing tracepoint x:y".into())),
+                _ => Ok(()),
+            }
+        }
+        fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let behaviour = self.behaviour;
+            Box::pin(async move {
+                match behaviour {
+                    Behaviour::Fails => Err(RunError::Failed(anyhow::anyhow!("attach failed"))),
+                    Behaviour::Panics => panic!("decoder bug"),
+                    Behaviour::UnsupportedAtRun => {
+                        Err(RunError::Unsupported(Unsupported("no BTF".into())))
+                    }
+                    _ => {
+                        ctx.cancel.cancelled().await;
+                        Ok(())
+                    }
+                }
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_failing_tracer_never_stops_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.exporters.file.directory = dir.path().to_path_buf();
+        let providers = huatuo_exporters::build_providers(
+            &config.exporters,
+            opentelemetry_sdk::Resource::builder_empty().build(),
+        )
+        .unwrap();
+        let telemetry = Arc::new(Telemetry::new(&providers));
+        let behaviours = [
+            ("healthy", Behaviour::Healthy),
+            ("fails", Behaviour::Fails),
+            ("panics", Behaviour::Panics),
+            ("unsupported_run", Behaviour::UnsupportedAtRun),
+            ("unsupported_probe", Behaviour::UnsupportedAtProbe),
+            ("disabled", Behaviour::Disabled),
+        ];
+        let runs: Vec<Arc<AtomicU32>> = behaviours.iter().map(|_| Arc::default()).collect();
+        let tracers: Vec<Arc<dyn Tracer>> = behaviours
+            .iter()
+            .zip(&runs)
+            .map(|(&(name, behaviour), runs)| {
+                Arc::new(Fake {
+                    name,
+                    behaviour,
+                    runs: runs.clone(),
+                }) as Arc<dyn Tracer>
+            })
+            .collect();
+        let supervisor = Supervisor::start(
+            tracers,
+            Arc::new(config),
+            Arc::new(KernelEnv::detect()),
+            telemetry,
+        );
+        // Bounded wait until both failing tracers have been restarted at least twice.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while runs[1..3].iter().any(|r| r.load(Ordering::SeqCst) < 3) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "failing tracers were not restarted"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let board = supervisor.board.clone();
+        assert_eq!(board.state("healthy"), Some(TracerState::Running));
+        assert_eq!(
+            runs[0].load(Ordering::SeqCst),
+            1,
+            "a healthy tracer is started once"
+        );
+        for (name, runs) in [("fails", &runs[1]), ("panics", &runs[2])] {
+            assert!(
+                runs.load(Ordering::SeqCst) >= 3,
+                "{name} restarted after its back-off"
+            );
+            assert!(matches!(
+                board.state(name),
+                Some(TracerState::Restarting(_)) | Some(TracerState::Running)
+            ));
+        }
+        assert_eq!(
+            board.state("unsupported_run"),
+            Some(TracerState::Unsupported("no BTF".into()))
+        );
+        assert_eq!(
+            runs[3].load(Ordering::SeqCst),
+            1,
+            "unsupported is not retried"
+        );
+        assert_eq!(
+            board.state("unsupported_probe"),
+            Some(TracerState::Unsupported("missing tracepoint x:y".into()))
+        );
+        assert_eq!(runs[4].load(Ordering::SeqCst), 0, "never started");
+        assert_eq!(board.state("disabled"), Some(TracerState::Disabled));
+        assert_eq!(runs[5].load(Ordering::SeqCst), 0);
+
+        supervisor.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(board.state("healthy"), Some(TracerState::Stopped));
+        providers.shutdown(Duration::from_secs(5)).unwrap();
+    }
+}
