@@ -5,6 +5,7 @@
 //! batch processor (logs, spans) and periodic reader (metrics), so a slow collector never holds up
 //! the files.
 
+mod event_names;
 pub mod file;
 pub mod otlp;
 mod otlp_json;
@@ -82,7 +83,10 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         );
     }
 
-    let mut logs = SdkLoggerProvider::builder().with_resource(resource.clone());
+    // Processors run in order: the guard must see records before any exporter does.
+    let mut logs = SdkLoggerProvider::builder()
+        .with_resource(resource.clone())
+        .with_log_processor(event_names::EventNameGuard);
     let mut traces = SdkTracerProvider::builder().with_resource(resource.clone());
     let mut metrics = SdkMeterProvider::builder().with_resource(resource);
     if let Some((log_exporter, span_exporter, metric_exporter)) = file {

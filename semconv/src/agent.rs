@@ -17,4 +17,6 @@ names! {
     Metric TRACER_RECORDS = "huatuo.tracer.records", "counter {record}";
     /// Records that did not become telemetry, per tracer and cause (never silently lost).
     Metric TRACER_RECORDS_DROPPED = "huatuo.tracer.records.dropped", "counter {record}";
+    /// A diagnostic log line of the agent itself, sent when `agent.self_telemetry` is on.
+    Event AGENT_LOG = "huatuo.agent.log", "event";
 }
