@@ -23,6 +23,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define IP_OFFSET_MASK 0x1fff
+#define IPPROTO_ICMPV6 58 /* a UAPI macro, absent from vmlinux.h */
 /* skb->transport_header when never set (typeof(transport_header))~0U. */
 #define SKB_HEADER_UNSET 0xffff
 
@@ -33,6 +34,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 const volatile __u8 filter_l4_proto = 0;
 
+/*
+ * Reasons below this use the array; userspace may lower it (0 sends every
+ * drop through the hash, which tests use to exercise that path).
+ */
+const volatile __u32 reason_slots = DROPWATCH_REASON_SLOTS;
+
+HUATUO_PERCPU_ARRAY(drop_counts_by_reason, struct dropwatch_reason_counts,
+		    DROPWATCH_REASON_SLOTS);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
@@ -41,6 +51,8 @@ struct {
 } drop_counts SEC(".maps");
 
 HUATUO_BTF_EXPORT(struct dropwatch_event, dropwatch_event);
+HUATUO_BTF_EXPORT(enum dropwatch_l3_class, dropwatch_l3_class);
+HUATUO_BTF_EXPORT(enum dropwatch_l4_class, dropwatch_l4_class);
 
 /* Catch accidental padding or reordering at compile time. */
 _Static_assert(sizeof(struct dropwatch_count_key) == 8, "count key layout");
@@ -89,6 +101,16 @@ struct dw_pkt {
 	};
 };
 
+/*
+ * Reads `ptr->field`. tp_btf programs receive BTF-typed pointers that the
+ * verifier lets them dereference directly (a plain load, fault-safe), while
+ * classic tracepoints get untyped addresses that must go through
+ * bpf_probe_read_kernel, a helper call per field. `direct` is a compile-time
+ * constant at every (always-inlined) use, so each program keeps one flavour.
+ */
+#define DW_READ(direct, ptr, field) \
+	((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
 static __always_inline bool l4_has_ports(__u8 proto)
 {
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP ||
@@ -101,15 +123,15 @@ static __always_inline bool l4_has_ports(__u8 proto)
  * only where skb->data happens to point at the IP header.
  */
 static __always_inline void parse_headers(struct sk_buff *skb,
-					  struct dw_pkt *pkt)
+					  struct dw_pkt *pkt, const bool direct)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh_off = BPF_CORE_READ(skb, network_header);
-	__u16 th_off = BPF_CORE_READ(skb, transport_header);
-	__u16 proto = huatuo_ntohs(BPF_CORE_READ(skb, protocol));
+	unsigned char *head = DW_READ(direct, skb, head);
+	__u16 nh_off = DW_READ(direct, skb, network_header);
+	__u16 th_off = DW_READ(direct, skb, transport_header);
+	__u16 proto = huatuo_ntohs(DW_READ(direct, skb, protocol));
 	unsigned char *nh;
 	__u32 hdr_len;
-	__u8 version = 0;
+	__u8 version;
 
 	pkt->l3_proto = proto;
 	if (!head)
@@ -124,13 +146,17 @@ static __always_inline void parse_headers(struct sk_buff *skb,
 		return;
 
 	nh = head + nh_off;
-	if (bpf_probe_read_kernel(&version, 1, nh))
+	/*
+	 * One read covers either header: the buffer behind a network header
+	 * is far longer than 40 bytes in practice; only if this read faults
+	 * (header at the very end of a mapping) retry with the IPv4 size.
+	 */
+	if (bpf_probe_read_kernel(&pkt->v6, sizeof(pkt->v6), nh) &&
+	    bpf_probe_read_kernel(&pkt->v4, sizeof(pkt->v4), nh))
 		return;
-	version >>= 4;
+	version = pkt->v4.ver_ihl >> 4;
 
 	if (version == 4 && proto != ETH_P_IPV6) {
-		if (bpf_probe_read_kernel(&pkt->v4, sizeof(pkt->v4), nh))
-			return;
 		hdr_len = (pkt->v4.ver_ihl & 0x0f) * 4;
 		if (hdr_len < sizeof(pkt->v4))
 			return;
@@ -141,8 +167,6 @@ static __always_inline void parse_headers(struct sk_buff *skb,
 		if (huatuo_ntohs(pkt->v4.frag_off) & IP_OFFSET_MASK)
 			return;
 	} else if (version == 6 && proto != ETH_P_IP) {
-		if (bpf_probe_read_kernel(&pkt->v6, sizeof(pkt->v6), nh))
-			return;
 		hdr_len = sizeof(pkt->v6);
 		pkt->family = AF_INET6;
 		pkt->l3_proto = ETH_P_IPV6;
@@ -164,12 +188,62 @@ static __always_inline void parse_headers(struct sk_buff *skb,
 		pkt->l4 = nh + hdr_len;
 }
 
+static __always_inline __u32 l3_class(__u16 l3_proto)
+{
+	if (l3_proto == ETH_P_IP)
+		return DROPWATCH_L3_IPV4;
+	if (l3_proto == ETH_P_IPV6)
+		return DROPWATCH_L3_IPV6;
+	return DROPWATCH_L3_OTHER;
+}
+
+static __always_inline __u32 l4_class(__u8 l4_proto)
+{
+	switch (l4_proto) {
+	case IPPROTO_TCP:
+		return DROPWATCH_L4_TCP;
+	case IPPROTO_UDP:
+		return DROPWATCH_L4_UDP;
+	case IPPROTO_ICMP:
+		return DROPWATCH_L4_ICMP;
+	case IPPROTO_ICMPV6:
+		return DROPWATCH_L4_ICMPV6;
+	case IPPROTO_SCTP:
+		return DROPWATCH_L4_SCTP;
+	default:
+		return DROPWATCH_L4_OTHER;
+	}
+}
+
+static __always_inline void count_drop(__u32 reason, const struct dw_pkt *pkt)
+{
+	struct dropwatch_count_key key = {};
+
+	if (reason < reason_slots) {
+		struct dropwatch_reason_counts *c;
+		__u32 l3 = l3_class(pkt->l3_proto);
+		__u32 l4 = l4_class(pkt->l4_proto);
+
+		c = bpf_map_lookup_elem(&drop_counts_by_reason, &reason);
+		if (c && l3 < DROPWATCH_L3_CLASSES && l4 < DROPWATCH_L4_CLASSES) {
+			/* Per-CPU and non-reentrant on a CPU: a plain add. */
+			c->count[l3][l4] += 1;
+			return;
+		}
+	}
+	key.reason = reason;
+	key.l3_proto = pkt->l3_proto;
+	key.l4_proto = pkt->l4_proto;
+	huatuo_counter_inc(&drop_counts, &key);
+}
+
 static __always_inline void fill_netns(struct dropwatch_event *e,
 				       struct net_device *dev,
 				       struct sock *sk)
 {
 	struct net *net = NULL;
 
+	/* Only on emitted records, so the probe-read flavour is fine. */
 	if (dev)
 		net = BPF_CORE_READ(dev, nd_net.net);
 	else if (sk)
@@ -185,9 +259,8 @@ static __always_inline void fill_netns(struct dropwatch_event *e,
 
 static __always_inline void handle_drop(struct sk_buff *skb, __u64 location,
 					__u32 reason, __u32 flags,
-					struct sock *rx_sk)
+					struct sock *rx_sk, const bool direct)
 {
-	struct dropwatch_count_key key = {};
 	struct dropwatch_event *e;
 	struct dw_pkt pkt = {};
 	struct net_device *dev;
@@ -199,12 +272,10 @@ static __always_inline void handle_drop(struct sk_buff *skb, __u64 location,
 	if (!skb)
 		return;
 
-	parse_headers(skb, &pkt);
+	/* The per-drop path: headers, count, filter, rate limit. */
+	parse_headers(skb, &pkt, direct);
 
-	key.reason = reason;
-	key.l3_proto = pkt.l3_proto;
-	key.l4_proto = pkt.l4_proto;
-	huatuo_counter_inc(&drop_counts, &key);
+	count_drop(reason, &pkt);
 
 	if (filter && filter != pkt.l4_proto)
 		return;
@@ -287,7 +358,7 @@ int dropwatch_btf(__u64 *ctx)
 	if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, rx_sk))
 		rx_sk = (struct sock *)ctx[3];
 
-	handle_drop(skb, location, reason, flags, rx_sk);
+	handle_drop(skb, location, reason, flags, rx_sk, true);
 	return 0;
 }
 
@@ -306,6 +377,6 @@ int dropwatch_tp(struct trace_event_raw_kfree_skb *ctx)
 	if (bpf_core_field_exists(ctx->rx_sk))
 		rx_sk = ctx->rx_sk;
 
-	handle_drop(skb, location, reason, flags, rx_sk);
+	handle_drop(skb, location, reason, flags, rx_sk, false);
 	return 0;
 }

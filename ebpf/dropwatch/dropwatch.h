@@ -21,6 +21,37 @@
 #define DROPWATCH_IFNAME_LEN 16
 #define DROPWATCH_ADDR_LEN 16
 
+/*
+ * Drops are counted by (reason, L3 class, L4 class). Reasons below
+ * DROPWATCH_REASON_SLOTS (every core reason) index the per-CPU array
+ * `drop_counts_by_reason`, whose lookup the verifier inlines: no hashing on
+ * the per-drop path. Others (subsystem reasons, 0x10000 and up) go to the
+ * PERCPU_HASH `drop_counts`, keyed by the exact protocol numbers.
+ */
+#define DROPWATCH_REASON_SLOTS 256
+
+enum dropwatch_l3_class {
+	DROPWATCH_L3_OTHER = 0,
+	DROPWATCH_L3_IPV4 = 1,
+	DROPWATCH_L3_IPV6 = 2,
+	DROPWATCH_L3_CLASSES = 3,
+};
+
+enum dropwatch_l4_class {
+	DROPWATCH_L4_OTHER = 0,
+	DROPWATCH_L4_TCP = 1,
+	DROPWATCH_L4_UDP = 2,
+	DROPWATCH_L4_ICMP = 3,
+	DROPWATCH_L4_ICMPV6 = 4,
+	DROPWATCH_L4_SCTP = 5,
+	DROPWATCH_L4_CLASSES = 6,
+};
+
+/* Value of map `drop_counts_by_reason` (PERCPU_ARRAY, index = reason). */
+struct dropwatch_reason_counts {
+	__u64 count[DROPWATCH_L3_CLASSES][DROPWATCH_L4_CLASSES];
+};
+
 /* Key of map `drop_counts` (PERCPU_HASH, u64 value). */
 struct dropwatch_count_key {
 	__u32 reason;   /* enum skb_drop_reason; 0 if unknown */

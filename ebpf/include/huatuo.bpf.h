@@ -135,7 +135,31 @@ const volatile __u64 events_per_cpu_per_sec = 0;
 struct huatuo_rate_window {
 	__u64 start_ns;
 	__u64 count;
+	/* Tick at which start_ns was last compared with the clock. */
+	__u64 checked_jiffies;
 };
+
+/*
+ * Whether the current window has run out. Reading the clock costs tens of
+ * nanoseconds (more under virtualisation) and a storm calls this for every
+ * event, so the clock is read at most once per tick: a window then ends up
+ * to one tick late, which is fine for a one-second window. jiffies64 is a
+ * plain load; kernels before 5.5 lack the helper, and the CO-RE check
+ * (resolved at load) makes them read the clock each time instead.
+ */
+static __always_inline bool rate_window_expired(struct huatuo_rate_window *w,
+						__u64 *now)
+{
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_jiffies64)) {
+		__u64 tick = bpf_jiffies64();
+
+		if (tick == w->checked_jiffies)
+			return false;
+		w->checked_jiffies = tick;
+	}
+	*now = bpf_ktime_get_ns();
+	return *now - w->start_ns >= HUATUO_NSEC_PER_SEC;
+}
 
 HUATUO_PERCPU_ARRAY(rate_window, struct huatuo_rate_window, 1);
 
@@ -162,10 +186,9 @@ static __always_inline bool rate_limit_allow(void)
 	/*
 	 * Fixed windows, restarted lazily by the first event after expiry: a
 	 * burst can reach 2x the limit across a window edge, which is fine for
-	 * a protection limit and keeps the state to two words.
+	 * a protection limit and keeps the state to three words.
 	 */
-	now = bpf_ktime_get_ns();
-	if (now - w->start_ns >= HUATUO_NSEC_PER_SEC) {
+	if (rate_window_expired(w, &now)) {
 		w->start_ns = now;
 		w->count = 0;
 	}

@@ -10,7 +10,9 @@
 //! The C side of these types is `ebpf/dropwatch/dropwatch.h`; tests check
 //! the mirrors below against the object's BTF.
 
-use std::borrow::Cow;
+use aya::maps::{MapData, MapError, PerCpuArray, PerCpuHashMap};
+use std::borrow::{Borrow, Cow};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `tp_btf/kfree_skb` program.
@@ -24,7 +26,16 @@ pub const TRACEPOINT_CATEGORY: &str = "skb";
 /// Name passed to `TracePoint::attach`.
 pub const TRACEPOINT_NAME: &str = "kfree_skb";
 
-/// PERCPU_HASH of [`DropCountKey`] -> u64 drops; sum values over CPUs.
+/// PERCPU_ARRAY indexed by drop reason (below [`REASON_SLOTS`]) of
+/// [`DropReasonCounts`]; sum values over CPUs. Read with [`read_counts`].
+pub const DROP_COUNTS_BY_REASON_MAP: &str = "drop_counts_by_reason";
+/// Reasons below this are counted in [`DROP_COUNTS_BY_REASON_MAP`].
+pub const REASON_SLOTS: u32 = 256;
+/// `.rodata` u32: reasons below it use the array (default [`REASON_SLOTS`];
+/// 0 sends every drop to [`DROP_COUNTS_MAP`]).
+pub const GLOBAL_REASON_SLOTS: &str = "reason_slots";
+/// PERCPU_HASH of [`DropCountKey`] -> u64 drops for the other reasons; sum
+/// values over CPUs. Read with [`read_counts`].
 pub const DROP_COUNTS_MAP: &str = "drop_counts";
 /// Capacity of [`DROP_COUNTS_MAP`]; beyond it new keys count in
 /// `stats[STAT_COUNTER_MAP_FULL]`.
@@ -43,6 +54,55 @@ pub const FLAG_NO_L3: u32 = 1 << 1;
 pub const FAMILY_INET: u8 = 2;
 /// `AF_INET6` in [`DropwatchEvent::family`].
 pub const FAMILY_INET6: u8 = 10;
+
+/// L3 classes of `enum dropwatch_l3_class`, as the ethertype reported for them.
+const L3_CLASS_PROTOS: [u16; 3] = [0, 0x0800, 0x86dd];
+/// L4 classes of `enum dropwatch_l4_class`, as the IPPROTO_* reported for
+/// them (0 = any other protocol).
+const L4_CLASS_PROTOS: [u8; 6] = [0, 6, 17, 1, 58, 132];
+
+/// Value of [`DROP_COUNTS_BY_REASON_MAP`] (`struct dropwatch_reason_counts`):
+/// drops of one reason by L3 class and L4 class.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropReasonCounts {
+    pub count: [[u64; 6]; 3],
+}
+
+// SAFETY: repr(C), integers only.
+unsafe impl aya::Pod for DropReasonCounts {}
+
+/// Totals of both drop-count maps, summed over CPUs, by [`DropCountKey`].
+/// Array cells are reported with their class's protocol numbers (an
+/// unlisted L4 protocol as 0).
+pub fn read_counts<A: Borrow<MapData>, H: Borrow<MapData>>(
+    by_reason: &PerCpuArray<A, DropReasonCounts>,
+    by_key: &PerCpuHashMap<H, DropCountKey, u64>,
+) -> Result<HashMap<DropCountKey, u64>, MapError> {
+    let mut totals = HashMap::new();
+    for reason in 0..by_reason.len() {
+        let per_cpu = by_reason.get(&reason, 0)?;
+        for (l3, l3_proto) in L3_CLASS_PROTOS.iter().enumerate() {
+            for (l4, l4_proto) in L4_CLASS_PROTOS.iter().enumerate() {
+                let total: u64 = per_cpu.iter().map(|c| c.count[l3][l4]).sum();
+                if total > 0 {
+                    let key = DropCountKey {
+                        reason,
+                        l3_proto: *l3_proto,
+                        l4_proto: *l4_proto,
+                        pad: 0,
+                    };
+                    *totals.entry(key).or_default() += total;
+                }
+            }
+        }
+    }
+    for entry in by_key.iter() {
+        let (key, per_cpu) = entry?;
+        *totals.entry(key).or_default() += per_cpu.iter().sum::<u64>();
+    }
+    Ok(totals)
+}
 
 /// Key of [`DROP_COUNTS_MAP`] (`struct dropwatch_count_key`).
 #[repr(C)]
@@ -260,13 +320,45 @@ mod tests {
     }
 
     #[test]
+    fn reason_counts_match_c_layout() {
+        let btf = Btf::from_object(crate::DROPWATCH).unwrap();
+        let rust = rust_layout!(DropReasonCounts, DropReasonCounts::default(), [count]);
+        assert_same(
+            rust,
+            size_of::<DropReasonCounts>(),
+            c_layout(&btf, "dropwatch_reason_counts"),
+        );
+        assert_eq!(
+            btf.enum_value("dropwatch_l3_class", "DROPWATCH_L3_CLASSES"),
+            Some(L3_CLASS_PROTOS.len() as i64)
+        );
+        assert_eq!(
+            btf.enum_value("dropwatch_l4_class", "DROPWATCH_L4_CLASSES"),
+            Some(L4_CLASS_PROTOS.len() as i64)
+        );
+        for (i, name) in ["OTHER", "IPV4", "IPV6"].iter().enumerate() {
+            let value = btf.enum_value("dropwatch_l3_class", &format!("DROPWATCH_L3_{name}"));
+            assert_eq!(value, Some(i as i64), "L3 class {name}");
+        }
+        for (i, name) in ["OTHER", "TCP", "UDP", "ICMP", "ICMPV6", "SCTP"]
+            .iter()
+            .enumerate()
+        {
+            let value = btf.enum_value("dropwatch_l4_class", &format!("DROPWATCH_L4_{name}"));
+            assert_eq!(value, Some(i as i64), "L4 class {name}");
+        }
+    }
+
+    #[test]
     fn object_has_programs_maps_and_globals() {
         let btf = Btf::from_object(crate::DROPWATCH).unwrap();
         for name in [
             PROG_BTF,
             PROG_TRACEPOINT,
             DROP_COUNTS_MAP,
+            DROP_COUNTS_BY_REASON_MAP,
             GLOBAL_FILTER_L4_PROTO,
+            GLOBAL_REASON_SLOTS,
         ] {
             assert!(btf.has_type(name), "{name} missing from the object");
         }

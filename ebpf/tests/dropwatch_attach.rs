@@ -59,7 +59,7 @@ enum Entry {
 }
 
 struct Outcome {
-    /// drop_counts summed over CPUs.
+    /// Both drop-count maps summed over CPUs.
     counts: HashMap<DropCountKey, u64>,
     events: Vec<DropwatchEvent>,
     /// stats slots summed over CPUs, indexed by STAT_*.
@@ -111,7 +111,10 @@ fn run(entry: Entry, config: Config, traffic: Traffic) -> Outcome {
         )
         .override_global(GLOBAL_EVENTS_PER_CPU_PER_SEC, &config.per_cpu_per_sec, true);
     if let Some(max) = config.drop_counts_max_entries {
-        loader.map_max_entries(dropwatch::DROP_COUNTS_MAP, max);
+        // Route every reason through the hash so its capacity is what is tested.
+        loader
+            .override_global(dropwatch::GLOBAL_REASON_SLOTS, &0u32, true)
+            .map_max_entries(dropwatch::DROP_COUNTS_MAP, max);
     }
     let mut ebpf: Ebpf = loader
         .load(DROPWATCH)
@@ -182,16 +185,15 @@ fn run(entry: Entry, config: Config, traffic: Traffic) -> Outcome {
     // CPUs; let them finish so counters and records are final.
     sleep(Duration::from_millis(50));
 
-    let counts_map: PerCpuHashMap<_, DropCountKey, u64> =
+    let by_key: PerCpuHashMap<_, DropCountKey, u64> =
         PerCpuHashMap::try_from(ebpf.map(dropwatch::DROP_COUNTS_MAP).expect("drop_counts"))
             .expect("drop_counts is a per-CPU hash");
-    let counts = counts_map
-        .iter()
-        .map(|r| {
-            let (k, v) = r.expect("read drop_counts");
-            (k, v.iter().sum::<u64>())
-        })
-        .collect();
+    let by_reason: PerCpuArray<_, dropwatch::DropReasonCounts> = PerCpuArray::try_from(
+        ebpf.map(dropwatch::DROP_COUNTS_BY_REASON_MAP)
+            .expect("drop_counts_by_reason"),
+    )
+    .expect("drop_counts_by_reason is a per-CPU array");
+    let counts = dropwatch::read_counts(&by_reason, &by_key).expect("read drop counts");
 
     let stats_map: PerCpuArray<_, u64> =
         PerCpuArray::try_from(ebpf.map(STATS_MAP).expect("stats")).expect("stats is per-CPU array");

@@ -23,6 +23,10 @@ impl LogProcessor for EventNameGuard {
     fn force_flush(&self) -> OTelSdkResult {
         Ok(())
     }
+
+    fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use huatuo_ebpf::btf::Btf;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 const TRACEFS_CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
@@ -11,7 +10,6 @@ const TRACEFS_CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/
 pub struct KernelEnv {
     pub release: String,
     tracefs: Option<PathBuf>,
-    btf: OnceLock<Result<Btf, String>>,
 }
 
 impl KernelEnv {
@@ -23,7 +21,6 @@ impl KernelEnv {
                 .map(Path::new)
                 .find(|p| p.join("events").is_dir())
                 .map(Path::to_path_buf),
-            btf: OnceLock::new(),
         }
     }
 
@@ -62,12 +59,21 @@ impl KernelEnv {
         }
     }
 
-    /// The kernel's own BTF (`/sys/kernel/btf/vmlinux`), parsed once.
-    pub fn btf(&self) -> Result<&Btf, &str> {
-        self.btf
-            .get_or_init(|| Btf::from_sys_fs().map_err(|e| format!("kernel BTF unavailable: {e}")))
-            .as_ref()
-            .map_err(String::as_str)
+    /// Whether the kernel exposes its own BTF, without parsing it.
+    pub fn has_btf(&self) -> Result<(), String> {
+        match std::fs::metadata(huatuo_ebpf::btf::VMLINUX_BTF_PATH) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "kernel BTF unavailable ({}: {e}; needs CONFIG_DEBUG_INFO_BTF)",
+                huatuo_ebpf::btf::VMLINUX_BTF_PATH
+            )),
+        }
+    }
+
+    /// Parses the kernel's BTF. Not cached: it is several MiB, and callers only need a few
+    /// facts from it once per tracer start.
+    pub fn load_btf(&self) -> Result<Btf, String> {
+        Btf::from_sys_fs().map_err(|e| format!("kernel BTF unavailable: {e}"))
     }
 
     /// Number of possible CPUs, which per-CPU BPF maps are sized by.

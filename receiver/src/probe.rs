@@ -24,9 +24,9 @@ pub fn print(config: &Config) -> ExitCode {
     );
     println!(
         "kernel BTF  {}",
-        match kernel.btf() {
-            Ok(_) => "available (/sys/kernel/btf/vmlinux)".to_string(),
-            Err(why) => why.to_string(),
+        match kernel.has_btf() {
+            Ok(()) => format!("available ({})", huatuo_ebpf::btf::VMLINUX_BTF_PATH),
+            Err(why) => why,
         }
     );
     println!();

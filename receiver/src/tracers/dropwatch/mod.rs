@@ -28,12 +28,9 @@ use std::time::Duration;
 
 pub const NAME: &str = "dropwatch";
 
-/// Drop counter key as exported: (reason, ethertype, IP protocol).
-type CountKey = (u32, u16, u8);
-
 #[derive(Default)]
 pub struct Dropwatch {
-    counts: Arc<KernelCounters<CountKey>>,
+    counts: Arc<KernelCounters<DropCountKey>>,
     reasons: Arc<OnceLock<ReasonNames>>,
 }
 
@@ -80,13 +77,24 @@ impl Tracer for Dropwatch {
             .with_unit("{packet}")
             .with_callback(move |observer| {
                 let Some(reasons) = reasons.get() else { return };
-                for ((reason, l3, l4), count) in counts.snapshot() {
+                // Several kernel keys can share one exported series (every unlisted protocol
+                // is `other`), and the SDK keeps only one observation per series: sum first.
+                let mut series: HashMap<(String, &str, &str), u64> = HashMap::new();
+                for (key, count) in counts.snapshot() {
+                    let attributes = (
+                        reasons.name(key.reason, true),
+                        decode::network_type_name(key.l3_proto),
+                        decode::transport_name(key.l4_proto),
+                    );
+                    *series.entry(attributes).or_default() += count;
+                }
+                for ((reason, network_type, transport), count) in series {
                     observer.observe(
                         count,
                         &[
-                            KeyValue::new(names::SKB_DROP_REASON, reasons.name(reason, true)),
-                            KeyValue::new(names::NETWORK_TYPE, decode::network_type_name(l3)),
-                            KeyValue::new(names::NETWORK_TRANSPORT, decode::transport_name(l4)),
+                            KeyValue::new(names::SKB_DROP_REASON, reason),
+                            KeyValue::new(names::NETWORK_TYPE, network_type),
+                            KeyValue::new(names::NETWORK_TRANSPORT, transport),
                         ],
                     );
                 }
@@ -99,12 +107,17 @@ impl Tracer for Dropwatch {
         let reasons = self.reasons.clone();
         Box::pin(async move {
             let reasons = reasons.get_or_init(|| load_reason_names(&ctx.kernel));
-            let mut ebpf = load(&ctx)?;
-            let attach = attach(&mut ebpf, &ctx.kernel)?;
+            // Parsed once for both CO-RE relocation and tp_btf attachment, then dropped.
+            let kernel_btf = Btf::from_sys_fs()
+                .inspect_err(|e| tracing::info!(tracer = NAME, error = %e, "no kernel BTF: classic tracepoint only"))
+                .ok();
+            let mut ebpf = load(&ctx, kernel_btf.as_ref())?;
+            let attach = attach(&mut ebpf, kernel_btf.as_ref())?;
+            drop(kernel_btf);
             tracing::info!(tracer = NAME, attach, "attached");
 
-            let (ring, drop_counts, stats) = take_maps(&mut ebpf)?;
-            counts.attach(move || read_drop_counts(&drop_counts));
+            let (ring, by_reason, by_key, stats) = take_maps(&mut ebpf)?;
+            counts.attach(move || Ok(abi::read_counts(&by_reason, &by_key)?));
             ctx.stats.kernel.attach(move || read_program_stats(&stats));
 
             let symbols = KernelSymbols::load()
@@ -137,7 +150,10 @@ impl Tracer for Dropwatch {
 }
 
 fn load_reason_names(kernel: &KernelEnv) -> ReasonNames {
-    match kernel.btf().map(|btf| btf.enum_variants("skb_drop_reason")) {
+    match kernel
+        .load_btf()
+        .map(|btf| btf.enum_variants("skb_drop_reason"))
+    {
         Ok(Some(variants)) => ReasonNames::from_variants(variants),
         Ok(None) => {
             tracing::warn!(
@@ -157,7 +173,7 @@ fn load_reason_names(kernel: &KernelEnv) -> ReasonNames {
     }
 }
 
-fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
+fn load(ctx: &TracerContext, kernel_btf: Option<&Btf>) -> Result<Ebpf, RunError> {
     let config = &ctx.config.tracers.dropwatch;
     let filter_l4_proto: u8 = match config.protocol_filter {
         ProtocolFilter::All => 0,
@@ -171,6 +187,7 @@ fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
         rate => rate.div_ceil(ctx.kernel.possible_cpus() as u64),
     };
     EbpfLoader::new()
+        .btf(kernel_btf)
         .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
         .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
         .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
@@ -181,10 +198,10 @@ fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
 
 /// Attaches through tp_btf when the kernel has BTF (cheaper: direct arguments), else through the
 /// classic tracepoint. Returns which one.
-fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<&'static str, RunError> {
+fn attach(ebpf: &mut Ebpf, kernel_btf: Option<&Btf>) -> Result<&'static str, RunError> {
     let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
-    if kernel.btf().is_ok() {
-        match attach_btf(ebpf) {
+    if let Some(btf) = kernel_btf {
+        match attach_btf(ebpf, btf) {
             Ok(()) => return Ok("tp_btf"),
             Err(e) => {
                 tracing::info!(tracer = NAME, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
@@ -199,11 +216,10 @@ fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<&'static str, RunError>
     Ok("tracepoint")
 }
 
-fn attach_btf(ebpf: &mut Ebpf) -> anyhow::Result<()> {
-    let btf = Btf::from_sys_fs()?;
+fn attach_btf(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<()> {
     let program: &mut BtfTracePoint = program(ebpf, abi::PROG_BTF)?;
     program
-        .load(abi::TP_BTF_NAME, &btf)
+        .load(abi::TP_BTF_NAME, btf)
         .context("loading the tp_btf program")?;
     program.attach().context("attaching the tp_btf program")?;
     Ok(())
@@ -219,30 +235,22 @@ where
     Ok(program.try_into()?)
 }
 
-type DropCountsMap = PerCpuHashMap<MapData, DropCountKey, u64>;
+type Maps = (
+    RingBuf<MapData>,
+    PerCpuArray<MapData, abi::DropReasonCounts>,
+    PerCpuHashMap<MapData, DropCountKey, u64>,
+    PerCpuArray<MapData, u64>,
+);
 
-fn take_maps(
-    ebpf: &mut Ebpf,
-) -> anyhow::Result<(RingBuf<MapData>, DropCountsMap, PerCpuArray<MapData, u64>)> {
+fn take_maps(ebpf: &mut Ebpf) -> anyhow::Result<Maps> {
     let mut take = |name: &str| {
         ebpf.take_map(name)
             .with_context(|| format!("map {name} missing from the object"))
     };
     Ok((
         RingBuf::try_from(take(huatuo_ebpf::EVENTS_MAP)?)?,
+        PerCpuArray::try_from(take(abi::DROP_COUNTS_BY_REASON_MAP)?)?,
         PerCpuHashMap::try_from(take(abi::DROP_COUNTS_MAP)?)?,
         PerCpuArray::try_from(take(huatuo_ebpf::STATS_MAP)?)?,
     ))
-}
-
-fn read_drop_counts(map: &DropCountsMap) -> anyhow::Result<HashMap<CountKey, u64>> {
-    let mut totals = HashMap::new();
-    for entry in map.iter() {
-        let (key, per_cpu) = entry?;
-        let total: u64 = per_cpu.iter().sum();
-        *totals
-            .entry((key.reason, key.l3_proto, key.l4_proto))
-            .or_default() += total;
-    }
-    Ok(totals)
 }

@@ -1,0 +1,207 @@
+//! Drop-storm benchmark: N datagrams to a closed UDP port on 127.0.0.1 as fast as one thread can
+//! send, with and without the agent; prints a Markdown table. Run it through
+//! `scripts/bench-dropwatch [MILLIONS]` (release build, root).
+
+use anyhow::{bail, Context};
+use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
+use huatuo_semconv::{agent as agent_names, net};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(120);
+const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+fn send_storm(port: u16, count: u64) -> anyhow::Result<f64> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let payload = [0u8; 16];
+    let start = Instant::now();
+    for _ in 0..count {
+        let _ = socket.send_to(&payload, ("127.0.0.1", port));
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
+fn closed_udp_port() -> anyhow::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command; utime and stime are the 12th and 13th of those.
+    let rest = stat.rsplit_once(')').context("malformed /proc/pid/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
+}
+
+fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .context("no VmHWM")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+/// (run_cnt, run_time_ns) summed over the BPF programs the process holds, from fdinfo.
+fn bpf_prog_stats(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let (mut runs, mut nanos) = (0, 0);
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let Ok(info) = std::fs::read_to_string(entry?.path()) else {
+            continue;
+        };
+        if !info.contains("prog_type:") {
+            continue;
+        }
+        let field = |name: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        runs += field("run_cnt:");
+        nanos += field("run_time_ns:");
+    }
+    Ok((runs, nanos))
+}
+
+/// Turns on kernel BPF run-time accounting for the benchmark and restores the previous value.
+struct BpfStats(String);
+
+impl BpfStats {
+    fn enable() -> anyhow::Result<Self> {
+        let previous = std::fs::read_to_string(BPF_STATS_SYSCTL)
+            .with_context(|| format!("reading {BPF_STATS_SYSCTL} (run as root)"))?;
+        std::fs::write(BPF_STATS_SYSCTL, "1")?;
+        Ok(Self(previous.trim().to_string()))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(BPF_STATS_SYSCTL, &self.0);
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let millions: f64 = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1.0);
+    let count = (millions * 1e6) as u64;
+    if count == 0 {
+        bail!("usage: bench-dropwatch [MILLIONS] (a positive number)");
+    }
+
+    let baseline_before = send_storm(closed_udp_port()?, count)?;
+
+    let receiver = OtlpReceiver::start().await?;
+    let out = tempfile::tempdir()?;
+    let mut agent = AgentCommand::agent()?
+        .args([
+            "run",
+            "--otlp-endpoint",
+            &receiver.grpc_endpoint(),
+            "--file-dir",
+        ])
+        .arg(out.path())
+        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
+        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+        .spawn()?;
+    agent.wait_for_stderr("attached", WAIT).await?;
+    let pid = agent.pid();
+    let drops = [
+        (net::SKB_DROP_REASON, "NO_SOCKET"),
+        (net::NETWORK_TRANSPORT, "udp"),
+        (net::NETWORK_TYPE, "ipv4"),
+    ];
+    let before = receiver
+        .wait_for(WAIT, "first metric export", |r| !r.metrics.is_empty())
+        .await?
+        .latest_sum(net::SKB_DROPS, &drops)
+        .unwrap_or(0.0);
+    let cpu_before = cpu_seconds(pid)?;
+    let (runs_before, nanos_before) = bpf_prog_stats(pid)?;
+
+    // Two storms: throughput is measured with kernel BPF accounting off (it adds two clock
+    // reads per run), the cost per run with it on.
+    let port = closed_udp_port()?;
+    let with_agent = send_storm(port, count)?;
+    let (runs, nanos) = {
+        let _stats = BpfStats::enable()?;
+        send_storm(port, count)?;
+        let (runs, nanos) = bpf_prog_stats(pid)?;
+        (runs - runs_before, nanos - nanos_before)
+    };
+    let sent = 2 * count;
+    let received = receiver
+        .wait_for(WAIT, "the counter to reach the datagrams sent", |r| {
+            r.latest_sum(net::SKB_DROPS, &drops).unwrap_or(0.0) - before >= sent as f64
+        })
+        .await?;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let rss = peak_rss_mib(pid)?;
+    agent.terminate(WAIT).await?;
+    let received = received.clone();
+    let counted = received.latest_sum(net::SKB_DROPS, &drops).unwrap_or(0.0) - before;
+    let port_text = port.to_string();
+    let exported = received
+        .logs_with_event(net::SKB_DROP)
+        .iter()
+        .filter(|l| l.matches(&[(net::DESTINATION_PORT, &port_text)]))
+        .count();
+    let suppressed = received
+        .latest_sum(
+            agent_names::TRACER_RECORDS_DROPPED,
+            &[
+                (agent_names::TRACER_NAME, "dropwatch"),
+                (agent_names::DROP_CAUSE, "rate_limited"),
+            ],
+        )
+        .unwrap_or(0.0);
+    receiver.stop().await;
+
+    let baseline_after = send_storm(closed_udp_port()?, count)?;
+    let baseline = (baseline_before + baseline_after) / 2.0;
+    let ns_per_run = if runs > 0 {
+        nanos as f64 / runs as f64
+    } else {
+        f64::NAN
+    };
+    let cpu_per_million = cpu / (sent as f64 / 1e6);
+    let ratio = with_agent / baseline;
+
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    println!("| datagrams sent (two storms of {count}) | {sent} | |");
+    println!(
+        "| drops counted by the agent | {counted} | = sent ({}) |",
+        if counted == sent as f64 {
+            "ok"
+        } else {
+            "MISMATCH"
+        }
+    );
+    println!("| log records exported | {exported} | rate limit 100/s |");
+    println!("| suppressed (rate limit, whole run) | {suppressed} | counted |");
+    println!("| BPF program runs (second storm, bpf_stats on) | {runs} | |");
+    println!("| kernel ns per program run | {ns_per_run:.1} | <= 100 |");
+    println!("| agent CPU s per million drops | {cpu_per_million:.3} | <= 0.5 |");
+    println!("| agent peak RSS MiB | {rss:.1} | <= 40 |");
+    println!("| sender datagrams/s without agent | {baseline:.0} | |");
+    println!("| sender datagrams/s with agent | {with_agent:.0} | |");
+    println!(
+        "| throughput ratio with/without | {:.1}% | >= 97% |",
+        ratio * 100.0
+    );
+    Ok(())
+}
