@@ -34,8 +34,10 @@ pub fn run(config: Config) -> ExitCode {
 }
 
 async fn run_agent(config: Config) -> anyhow::Result<()> {
-    raise_memlock_limit();
     let kernel = Arc::new(KernelEnv::detect());
+    if kernel.version().is_some_and(|v| v < (5, 11)) {
+        raise_memlock_limit();
+    }
     let resource = telemetry::resource(&config, &kernel.release);
     let providers = huatuo_exporters::build_providers(&config.exporters, resource)?;
     telemetry::init_logging(&config, Some(&providers))?;
@@ -72,8 +74,8 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones use memory cgroups and
-/// ignore it. Raising it is harmless either way; failing to is only a warning.
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (newer ones use memory cgroups);
+/// failing to raise it is only a warning, as small maps may still fit.
 fn raise_memlock_limit() {
     let unlimited = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,

@@ -107,13 +107,8 @@ impl Tracer for Dropwatch {
         let reasons = self.reasons.clone();
         Box::pin(async move {
             let reasons = reasons.get_or_init(|| load_reason_names(&ctx.kernel));
-            // Parsed once for both CO-RE relocation and tp_btf attachment, then dropped.
-            let kernel_btf = Btf::from_sys_fs()
-                .inspect_err(|e| tracing::info!(tracer = NAME, error = %e, "no kernel BTF: classic tracepoint only"))
-                .ok();
-            let mut ebpf = load(&ctx, kernel_btf.as_ref())?;
-            let attach = attach(&mut ebpf, kernel_btf.as_ref())?;
-            drop(kernel_btf);
+            let mut ebpf = load(&ctx)?;
+            let attach = attach(&mut ebpf, &ctx.kernel)?;
             tracing::info!(tracer = NAME, attach, "attached");
 
             let (ring, by_reason, by_key, stats) = take_maps(&mut ebpf)?;
@@ -173,7 +168,9 @@ fn load_reason_names(kernel: &KernelEnv) -> ReasonNames {
     }
 }
 
-fn load(ctx: &TracerContext, kernel_btf: Option<&Btf>) -> Result<Ebpf, RunError> {
+/// Loads the object. `EbpfLoader::new` parses the kernel's BTF for CO-RE relocation (~15 MiB);
+/// it is freed when the loader goes out of scope here, before anything else parses it again.
+fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
     let config = &ctx.config.tracers.dropwatch;
     let filter_l4_proto: u8 = match config.protocol_filter {
         ProtocolFilter::All => 0,
@@ -187,7 +184,6 @@ fn load(ctx: &TracerContext, kernel_btf: Option<&Btf>) -> Result<Ebpf, RunError>
         rate => rate.div_ceil(ctx.kernel.possible_cpus() as u64),
     };
     EbpfLoader::new()
-        .btf(kernel_btf)
         .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
         .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
         .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
@@ -198,10 +194,10 @@ fn load(ctx: &TracerContext, kernel_btf: Option<&Btf>) -> Result<Ebpf, RunError>
 
 /// Attaches through tp_btf when the kernel has BTF (cheaper: direct arguments), else through the
 /// classic tracepoint. Returns which one.
-fn attach(ebpf: &mut Ebpf, kernel_btf: Option<&Btf>) -> Result<&'static str, RunError> {
+fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<&'static str, RunError> {
     let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
-    if let Some(btf) = kernel_btf {
-        match attach_btf(ebpf, btf) {
+    if kernel.has_btf().is_ok() {
+        match attach_btf(ebpf) {
             Ok(()) => return Ok("tp_btf"),
             Err(e) => {
                 tracing::info!(tracer = NAME, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
@@ -216,10 +212,11 @@ fn attach(ebpf: &mut Ebpf, kernel_btf: Option<&Btf>) -> Result<&'static str, Run
     Ok("tracepoint")
 }
 
-fn attach_btf(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<()> {
+fn attach_btf(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let btf = Btf::from_sys_fs()?;
     let program: &mut BtfTracePoint = program(ebpf, abi::PROG_BTF)?;
     program
-        .load(abi::TP_BTF_NAME, btf)
+        .load(abi::TP_BTF_NAME, &btf)
         .context("loading the tp_btf program")?;
     program.attach().context("attaching the tp_btf program")?;
     Ok(())
