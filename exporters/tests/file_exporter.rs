@@ -91,7 +91,7 @@ fn assert_resource(attrs: &[ProtoKeyValue]) {
 fn emit_event(provider: &SdkLoggerProvider) {
     let logger = provider.logger("huatuo.test");
     let mut record = logger.create_log_record();
-    record.set_event_name("linux.test");
+    record.set_event_name("huatuo.skb.drop");
     record.set_severity_number(Severity::Warn);
     record.set_timestamp(UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789));
     record.set_body(AnyValue::String("skb dropped".into()));
@@ -124,7 +124,7 @@ fn log_export_is_one_otlp_json_line() {
     // OTLP/JSON rules, checked on the raw JSON: the proto types would accept looser input.
     let raw = json(&lines[0]);
     let record = &raw["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
-    assert_eq!(record["eventName"], "linux.test");
+    assert_eq!(record["eventName"], "huatuo.skb.drop");
     assert_eq!(record["timeUnixNano"], "1700000000123456789");
     assert!(record["observedTimeUnixNano"].is_string());
     assert_eq!(record["severityNumber"], 13);
@@ -143,7 +143,7 @@ fn log_export_is_one_otlp_json_line() {
     let scope_logs = &resource_logs.scope_logs[0];
     assert_eq!(scope_logs.scope.as_ref().unwrap().name, "huatuo.test");
     let record = &scope_logs.log_records[0];
-    assert_eq!(record.event_name, "linux.test");
+    assert_eq!(record.event_name, "huatuo.skb.drop");
     assert_eq!(record.time_unix_nano, 1_700_000_000_123_456_789);
     assert_eq!(
         string_attr(&record.attributes, "linux.skb.drop_reason").as_deref(),
@@ -432,7 +432,7 @@ fn assert_all_written(dir: &Path, metric_exports: usize) {
     let resource_logs = &logs.resource_logs[0];
     assert_resource(&resource_logs.resource.as_ref().unwrap().attributes);
     let record = &resource_logs.scope_logs[0].log_records[0];
-    assert_eq!(record.event_name, "linux.test");
+    assert_eq!(record.event_name, "huatuo.skb.drop");
     assert_eq!(int_attr(&record.attributes, "process.pid"), Some(4242));
 
     let metrics = lines(&dir.join(METRICS_FILE));

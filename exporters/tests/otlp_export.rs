@@ -67,7 +67,7 @@ fn otlp_config(protocol: OtlpProtocol, endpoint: String) -> ExportersConfig {
 fn emit_all(providers: &Providers) {
     let logger = providers.logs.logger("huatuo.test");
     let mut record = logger.create_log_record();
-    record.set_event_name("linux.test");
+    record.set_event_name("huatuo.skb.drop");
     record.set_severity_number(Severity::Info);
     record.add_attribute("process.pid", 4242_i64);
     logger.emit(record);
@@ -101,7 +101,7 @@ fn assert_log(request: &ExportLogsServiceRequest) {
         Some("node-1")
     );
     let record = &resource_logs.scope_logs[0].log_records[0];
-    assert_eq!(record.event_name, "linux.test");
+    assert_eq!(record.event_name, "huatuo.skb.drop");
     let pid = record
         .attributes
         .iter()

@@ -2,6 +2,7 @@
 //! before loading anything, so an unsupported hook is reported with its reason instead of failing.
 
 use huatuo_ebpf::btf::Btf;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const TRACEFS_CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
@@ -82,6 +83,23 @@ impl KernelEnv {
     }
 }
 
+/// The numeric fields of a BPF object's `/proc/self/fdinfo` entry (`run_time_ns`, `run_cnt`,
+/// `recursion_misses`, ...).
+pub fn bpf_fdinfo(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<HashMap<String, u64>> {
+    use std::os::fd::AsRawFd;
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    Ok(parse_fdinfo(&text))
+}
+
+fn parse_fdinfo(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            Some((key.trim().to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 fn parse_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
@@ -127,6 +145,16 @@ impl BootClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fdinfo_numbers_are_parsed_and_text_skipped() {
+        let info = parse_fdinfo(
+            "pos:\t0\nflags:\t02000002\nprog_type:\t26\nprog_tag:\tab12\nrun_time_ns:\t700\nrun_cnt:\t10\nrecursion_misses:\t2\n",
+        );
+        assert_eq!(info["run_time_ns"], 700);
+        assert_eq!(info["recursion_misses"], 2);
+        assert!(!info.contains_key("prog_tag"));
+    }
 
     #[test]
     fn versions_parse_from_distribution_releases() {

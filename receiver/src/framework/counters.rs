@@ -7,6 +7,7 @@
 use aya::maps::{MapData, PerCpuArray};
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::os::fd::BorrowedFd;
 use std::sync::Mutex;
 
 type Reader<K> = Box<dyn FnMut() -> anyhow::Result<HashMap<K, u64>> + Send>;
@@ -87,11 +88,19 @@ impl<K: Hash + Eq + Clone> Inner<K> {
     }
 }
 
-/// Reads the program's `stats` slots (see `ebpf/include/huatuo_stats.h`) by cause name.
+/// Reads a program object's loss counters by cause name: its `stats` slots (see
+/// `ebpf/include/huatuo_stats.h`) and the runs the kernel skipped because the attached program
+/// was already running on that CPU (an interrupt hitting it), from the program's fdinfo.
 pub fn read_program_stats(
     map: &PerCpuArray<MapData, u64>,
+    program: BorrowedFd<'_>,
 ) -> anyhow::Result<HashMap<&'static str, u64>> {
     let mut totals = HashMap::new();
+    let fdinfo = crate::kernel::bpf_fdinfo(program)?;
+    // Kernels before 5.12 do not report it; nothing can be said there.
+    if let Some(misses) = fdinfo.get("recursion_misses") {
+        totals.insert("kernel_recursion", *misses);
+    }
     for (slot, cause) in [
         (huatuo_ebpf::STAT_RINGBUF_LOST, "ring_buffer_full"),
         (huatuo_ebpf::STAT_RATE_LIMITED, "rate_limited"),

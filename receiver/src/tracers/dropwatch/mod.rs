@@ -23,6 +23,7 @@ use huatuo_ebpf::dropwatch::{self as abi, DropCountKey};
 use huatuo_semconv::net as names;
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -108,12 +109,14 @@ impl Tracer for Dropwatch {
         Box::pin(async move {
             let reasons = reasons.get_or_init(|| load_reason_names(&ctx.kernel));
             let mut ebpf = load(&ctx)?;
-            let attach = attach(&mut ebpf, &ctx.kernel)?;
+            let (attach, program) = attach(&mut ebpf, &ctx.kernel)?;
             tracing::info!(tracer = NAME, attach, "attached");
 
             let (ring, by_reason, by_key, stats) = take_maps(&mut ebpf)?;
             counts.attach(move || Ok(abi::read_counts(&by_reason, &by_key)?));
-            ctx.stats.kernel.attach(move || read_program_stats(&stats));
+            ctx.stats
+                .kernel
+                .attach(move || read_program_stats(&stats, program.as_fd()));
 
             let symbols = KernelSymbols::load()
                 .inspect_err(|e| tracing::warn!(tracer = NAME, error = %e, "drop locations stay unsymbolized"))
@@ -193,12 +196,12 @@ fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
 }
 
 /// Attaches through tp_btf when the kernel has BTF (cheaper: direct arguments), else through the
-/// classic tracepoint. Returns which one.
-fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<&'static str, RunError> {
+/// classic tracepoint. Returns which one, and the attached program's fd for its run statistics.
+fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<(&'static str, OwnedFd), RunError> {
     let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
     if kernel.has_btf().is_ok() {
         match attach_btf(ebpf) {
-            Ok(()) => return Ok("tp_btf"),
+            Ok(fd) => return Ok(("tp_btf", fd)),
             Err(e) => {
                 tracing::info!(tracer = NAME, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
             }
@@ -209,17 +212,23 @@ fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<&'static str, RunError>
     program
         .attach(group, name)
         .with_context(|| format!("attaching to tracepoint {group}:{name}"))?;
-    Ok("tracepoint")
+    Ok(("tracepoint", owned_fd(program.fd())?))
 }
 
-fn attach_btf(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+fn owned_fd(
+    fd: Result<&aya::programs::ProgramFd, aya::programs::ProgramError>,
+) -> anyhow::Result<OwnedFd> {
+    Ok(fd?.as_fd().try_clone_to_owned()?)
+}
+
+fn attach_btf(ebpf: &mut Ebpf) -> anyhow::Result<OwnedFd> {
     let btf = Btf::from_sys_fs()?;
     let program: &mut BtfTracePoint = program(ebpf, abi::PROG_BTF)?;
     program
         .load(abi::TP_BTF_NAME, &btf)
         .context("loading the tp_btf program")?;
     program.attach().context("attaching the tp_btf program")?;
-    Ok(())
+    owned_fd(program.fd())
 }
 
 fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut P>
