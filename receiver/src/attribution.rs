@@ -1,9 +1,11 @@
-//! Attribution: from the cgroup id a kernel record carries to the cgroup it names.
+//! Attribution: from the cgroup id a kernel record carries to the cgroup it names, and from
+//! that cgroup's path to the container and pod it belongs to.
 //!
 //! `bpf_get_current_cgroup_id` returns the id of the task's cgroup in the unified (v2) hierarchy,
 //! which is the inode number of that cgroup's directory. On v1-only hosts there is no such
 //! hierarchy and ids cannot be resolved (records still carry the id).
 
+use crate::container::{parse_cgroup_path, ContainerIdentity};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -15,9 +17,17 @@ const MAX_CACHED: usize = 8192;
 /// Bound on directories visited to resolve one miss.
 const MAX_WALK: usize = 100_000;
 
+/// What a cgroup id resolves to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Attribution {
+    /// Path relative to the unified hierarchy's mount, e.g. `/system.slice/foo.service`.
+    pub cgroup_path: String,
+    pub container: ContainerIdentity,
+}
+
 pub struct CgroupResolver {
     root: Option<PathBuf>,
-    cache: Mutex<HashMap<u64, Option<Arc<str>>>>,
+    cache: Mutex<HashMap<u64, Option<Arc<Attribution>>>>,
 }
 
 impl CgroupResolver {
@@ -32,15 +42,19 @@ impl CgroupResolver {
         }
     }
 
-    /// The cgroup path (`/system.slice/foo.service`), resolved once per id; `None` when unknown.
-    pub fn path(&self, id: u64) -> Option<Arc<str>> {
+    /// The cgroup with this id and its container, resolved once per id; `None` when unknown.
+    pub fn resolve(&self, id: u64) -> Option<Arc<Attribution>> {
         let root = self.root.as_ref()?;
         if let Some(hit) = self.lock().get(&id) {
             return hit.clone();
         }
         let found = find_by_inode(root, id).map(|p| {
             let relative = p.strip_prefix(root).unwrap_or(&p);
-            Arc::<str>::from(format!("/{}", relative.display()))
+            let cgroup_path = format!("/{}", relative.display());
+            Arc::new(Attribution {
+                container: parse_cgroup_path(&cgroup_path),
+                cgroup_path,
+            })
         });
         let mut cache = self.lock();
         if cache.len() >= MAX_CACHED {
@@ -50,7 +64,7 @@ impl CgroupResolver {
         found
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<str>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<Attribution>>>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -99,22 +113,21 @@ mod tests {
     #[test]
     fn resolves_directories_by_inode_and_caches_misses() {
         let root = tempfile::tempdir().unwrap();
-        let leaf = root
-            .path()
-            .join("kubepods.slice/pod1/cri-containerd-abc.scope");
+        let id = "ab".repeat(32);
+        let path = format!("/system.slice/docker-{id}.scope");
+        let leaf = root.path().join(&path[1..]);
         std::fs::create_dir_all(&leaf).unwrap();
         let inode = std::fs::metadata(&leaf).unwrap().ino();
         let resolver = CgroupResolver::with_root(Some(root.path().to_path_buf()));
-        assert_eq!(
-            resolver.path(inode).as_deref(),
-            Some("/kubepods.slice/pod1/cri-containerd-abc.scope")
-        );
-        assert_eq!(resolver.path(u64::MAX), None);
+        let found = resolver.resolve(inode).unwrap();
+        assert_eq!(found.cgroup_path, path);
+        assert_eq!(found.container.container_id.as_deref(), Some(id.as_str()));
+        assert_eq!(resolver.resolve(u64::MAX), None);
         assert!(resolver.lock().contains_key(&u64::MAX));
     }
 
     #[test]
     fn no_unified_hierarchy_resolves_nothing() {
-        assert_eq!(CgroupResolver::with_root(None).path(1), None);
+        assert_eq!(CgroupResolver::with_root(None).resolve(1), None);
     }
 }

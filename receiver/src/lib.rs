@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod attribution;
 pub mod cli;
+pub mod container;
 pub mod framework;
 pub mod kernel;
 pub mod ksyms;

@@ -4,7 +4,9 @@
 use crate::attribution::CgroupResolver;
 use huatuo_config::Config;
 use huatuo_exporters::Providers;
-use huatuo_semconv::{agent as agent_names, net as net_names, resource as res};
+use huatuo_semconv::{
+    agent as agent_names, container as container_names, net as net_names, resource as res,
+};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::KeyValue;
@@ -57,8 +59,29 @@ impl Telemetry {
         }
         if let Some(id) = event.cgroup_id {
             record.add_attribute(net_names::CGROUP_ID, id as i64);
-            if let Some(path) = self.cgroups.path(id) {
-                record.add_attribute(net_names::CGROUP_PATH, path.to_string());
+            if let Some(found) = self.cgroups.resolve(id) {
+                record.add_attribute(net_names::CGROUP_PATH, found.cgroup_path.clone());
+                let container = &found.container;
+                let optional = [
+                    (
+                        container_names::CONTAINER_ID,
+                        container.container_id.clone(),
+                    ),
+                    (
+                        container_names::CONTAINER_RUNTIME_NAME,
+                        container.runtime.map(String::from),
+                    ),
+                    (container_names::K8S_POD_UID, container.pod_uid.clone()),
+                    (
+                        container_names::K8S_POD_QOS,
+                        container.qos.map(String::from),
+                    ),
+                ];
+                for (key, value) in optional {
+                    if let Some(value) = value {
+                        record.add_attribute(key, value);
+                    }
+                }
             }
         }
         self.logger.emit(record);

@@ -9,6 +9,7 @@
 #[macro_use]
 mod macros;
 pub mod agent;
+pub mod container;
 pub mod net;
 pub mod resource;
 
@@ -43,7 +44,7 @@ impl Name {
 
 /// All registered names, grouped by domain.
 pub fn registry() -> impl Iterator<Item = &'static Name> {
-    [resource::NAMES, agent::NAMES, net::NAMES]
+    [resource::NAMES, agent::NAMES, container::NAMES, net::NAMES]
         .into_iter()
         .flatten()
 }
