@@ -24,6 +24,7 @@ use opentelemetry_sdk::Resource;
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::marker::PhantomData;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -264,22 +265,52 @@ fn write_request<T: serde::Serialize>(writer: &JsonlWriter, request: &T) -> OTel
     writer.write_line(&line)
 }
 
-/// Writes log batches to `logs.jsonl`.
+/// Writes log or span batches to the signal's file (`S` is [`Logs`] or [`Traces`]).
+///
+/// One type for both since they differ only in the SDK trait they implement. Metrics do not
+/// fit: their collections carry the resource, which logs and spans get once via `set_resource`.
 #[derive(Debug)]
-pub struct FileLogExporter {
+pub struct ResourceFileExporter<S> {
     writer: JsonlWriter,
     resource: ResourceAttributesWithSchema,
+    signal: PhantomData<S>,
 }
 
-impl FileLogExporter {
+/// Writes log batches to `logs.jsonl`.
+pub type FileLogExporter = ResourceFileExporter<Logs>;
+/// Writes span batches to `traces.jsonl`.
+pub type FileSpanExporter = ResourceFileExporter<Traces>;
+
+#[derive(Debug)]
+pub enum Logs {}
+#[derive(Debug)]
+pub enum Traces {}
+
+mod sealed {
+    /// Sealed so that only the signals implemented below can be named as `S`.
+    pub trait SignalFile {
+        const FILE_NAME: &'static str;
+    }
+}
+
+impl sealed::SignalFile for Logs {
+    const FILE_NAME: &'static str = LOGS_FILE;
+}
+
+impl sealed::SignalFile for Traces {
+    const FILE_NAME: &'static str = TRACES_FILE;
+}
+
+impl<S: sealed::SignalFile> ResourceFileExporter<S> {
     pub fn new(config: &FileExporterConfig) -> anyhow::Result<Self> {
-        Ok(Self::with_writer(open_writer(config, LOGS_FILE)?))
+        Ok(Self::with_writer(open_writer(config, S::FILE_NAME)?))
     }
 
     pub fn with_writer(writer: JsonlWriter) -> Self {
         Self {
             writer,
             resource: ResourceAttributesWithSchema::default(),
+            signal: PhantomData,
         }
     }
 }
@@ -301,26 +332,6 @@ impl LogExporter for FileLogExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.resource = resource.into();
-    }
-}
-
-/// Writes span batches to `traces.jsonl`.
-#[derive(Debug)]
-pub struct FileSpanExporter {
-    writer: JsonlWriter,
-    resource: ResourceAttributesWithSchema,
-}
-
-impl FileSpanExporter {
-    pub fn new(config: &FileExporterConfig) -> anyhow::Result<Self> {
-        Ok(Self::with_writer(open_writer(config, TRACES_FILE)?))
-    }
-
-    pub fn with_writer(writer: JsonlWriter) -> Self {
-        Self {
-            writer,
-            resource: ResourceAttributesWithSchema::default(),
-        }
     }
 }
 

@@ -13,10 +13,15 @@ mod otlp_json;
 use anyhow::{anyhow, bail};
 use huatuo_config::ExportersConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{BatchLogProcessor, LogExporter, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{
+    BatchConfigBuilder as LogBatchConfigBuilder, BatchLogProcessor, LogExporter, SdkLoggerProvider,
+};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder as SpanBatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider,
+    SpanExporter,
+};
 use opentelemetry_sdk::Resource;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -106,21 +111,26 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
     })
 }
 
-// Queue and batch sizes are clamped to 1 because a zero-sized queue would become a rendezvous
-// channel that blocks emitters; `Config::validate` already rejects 0, this is for other callers.
+/// The logs and trace SDKs each have their own `BatchConfigBuilder`, with the same methods.
+///
+/// Queue and batch sizes are clamped to 1 because a zero-sized queue would become a rendezvous
+/// channel that blocks emitters; `Config::validate` already rejects 0, this is for other callers.
+macro_rules! batch_config {
+    ($builder:ty, $config:expr) => {
+        <$builder>::default()
+            .with_max_queue_size($config.max_queue_size.max(1))
+            .with_max_export_batch_size($config.max_export_batch_size.max(1))
+            .with_scheduled_delay(Duration::from_millis($config.batch_interval_ms))
+            .build()
+    };
+}
 
 fn log_processor<E: LogExporter + 'static>(
     exporter: E,
     config: &ExportersConfig,
 ) -> BatchLogProcessor {
-    use opentelemetry_sdk::logs::BatchConfigBuilder;
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(config.max_queue_size.max(1))
-        .with_max_export_batch_size(config.max_export_batch_size.max(1))
-        .with_scheduled_delay(Duration::from_millis(config.batch_interval_ms))
-        .build();
     BatchLogProcessor::builder(exporter)
-        .with_batch_config(batch)
+        .with_batch_config(batch_config!(LogBatchConfigBuilder, config))
         .build()
 }
 
@@ -128,14 +138,8 @@ fn span_processor<E: SpanExporter + 'static>(
     exporter: E,
     config: &ExportersConfig,
 ) -> BatchSpanProcessor {
-    use opentelemetry_sdk::trace::BatchConfigBuilder;
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(config.max_queue_size.max(1))
-        .with_max_export_batch_size(config.max_export_batch_size.max(1))
-        .with_scheduled_delay(Duration::from_millis(config.batch_interval_ms))
-        .build();
     BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch)
+        .with_batch_config(batch_config!(SpanBatchConfigBuilder, config))
         .build()
 }
 

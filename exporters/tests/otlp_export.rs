@@ -1,39 +1,18 @@
-//! OTLP export end to end, against in-process receivers: a tonic gRPC server and a minimal
-//! HTTP/1.1 server decoding the protobuf bodies.
+//! OTLP export end to end, against the in-process receiver the agent's end-to-end tests use
+//! (gRPC and HTTP/protobuf).
 
 use huatuo_config::{Compression, ExportersConfig, OtlpProtocol};
 use huatuo_exporters::{build_providers, Providers};
+use huatuo_otel_tests::signals::attributes;
+use huatuo_otel_tests::{AttrValue, OtlpReceiver, Signal};
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue as ProtoKeyValue};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_sdk::Resource;
-use prost::Message as _;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::time::Duration;
-use tonic::codec::CompressionEncoding;
 
 /// Contains `%2F` to prove the value reaches the wire unchanged (the SDK percent-decodes).
 const TOKEN: &str = "Bearer abc%2Fdef";
@@ -84,122 +63,27 @@ fn emit_all(providers: &Providers) {
         .end();
 }
 
-fn string_attr(attrs: &[ProtoKeyValue], key: &str) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        }
-    })
-}
-
 fn assert_log(request: &ExportLogsServiceRequest) {
     let resource_logs = &request.resource_logs[0];
-    let resource = resource_logs.resource.as_ref().unwrap();
+    let resource = attributes(&resource_logs.resource.as_ref().unwrap().attributes);
     assert_eq!(
-        string_attr(&resource.attributes, "host.name").as_deref(),
+        resource.get("host.name").and_then(AttrValue::as_str),
         Some("node-1")
     );
     let record = &resource_logs.scope_logs[0].log_records[0];
     assert_eq!(record.event_name, "huatuo.skb.drop");
-    let pid = record
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "process.pid")
-        .and_then(|kv| kv.value.clone()?.value);
-    assert_eq!(pid, Some(any_value::Value::IntValue(4242)));
-}
-
-/// What a receiver saw: requests with the headers they came with.
-#[derive(Default)]
-struct Received {
-    logs: Vec<(HashMap<String, String>, ExportLogsServiceRequest)>,
-    metrics: Vec<(HashMap<String, String>, ExportMetricsServiceRequest)>,
-    traces: Vec<(HashMap<String, String>, ExportTraceServiceRequest)>,
-}
-
-#[derive(Clone, Default)]
-struct GrpcSink(Arc<Mutex<Received>>);
-
-fn metadata_of<T>(request: &tonic::Request<T>) -> HashMap<String, String> {
-    request
-        .metadata()
-        .clone()
-        .into_headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_owned()))
-        .collect()
-}
-
-#[tonic::async_trait]
-impl LogsService for GrpcSink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let headers = metadata_of(&request);
-        self.0
-            .lock()
-            .unwrap()
-            .logs
-            .push((headers, request.into_inner()));
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for GrpcSink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let headers = metadata_of(&request);
-        self.0
-            .lock()
-            .unwrap()
-            .metrics
-            .push((headers, request.into_inner()));
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for GrpcSink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let headers = metadata_of(&request);
-        self.0
-            .lock()
-            .unwrap()
-            .traces
-            .push((headers, request.into_inner()));
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
+    assert_eq!(
+        attributes(&record.attributes).get("process.pid"),
+        Some(&AttrValue::Int(4242))
+    );
 }
 
 /// One worker thread is the case the SDK docs warn about: a blocking shutdown on the only worker
 /// would starve tonic's connection task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn grpc_export_reaches_the_collector() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sink = GrpcSink::default();
-    let server = tonic::transport::Server::builder()
-        .add_service(
-            LogsServiceServer::new(sink.clone()).accept_compressed(CompressionEncoding::Gzip),
-        )
-        .add_service(
-            MetricsServiceServer::new(sink.clone()).accept_compressed(CompressionEncoding::Gzip),
-        )
-        .add_service(
-            TraceServiceServer::new(sink.clone()).accept_compressed(CompressionEncoding::Gzip),
-        )
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    let server = tokio::spawn(server);
-
-    let config = otlp_config(OtlpProtocol::Grpc, format!("http://{addr}"));
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let config = otlp_config(OtlpProtocol::Grpc, receiver.grpc_endpoint());
     tokio::spawn(async move {
         let providers = build_providers(&config, resource()).unwrap();
         emit_all(&providers);
@@ -207,12 +91,16 @@ async fn grpc_export_reaches_the_collector() {
     })
     .await
     .unwrap();
-    server.abort();
 
-    let received = sink.0.lock().unwrap();
+    let received = receiver.received();
     assert_eq!(received.logs.len(), 1);
-    let (headers, request) = &received.logs[0];
-    assert_log(request);
+    assert_log(&received.logs[0]);
+    let requests = receiver.requests();
+    let headers = &requests
+        .iter()
+        .find(|r| r.signal == Some(Signal::Logs))
+        .unwrap()
+        .headers;
     assert_eq!(
         headers.get("authorization").map(String::as_str),
         Some(TOKEN)
@@ -222,101 +110,37 @@ async fn grpc_export_reaches_the_collector() {
         Some("gzip")
     );
     assert_eq!(received.traces.len(), 1);
-    let span = &received.traces[0].1.resource_spans[0].scope_spans[0].spans[0];
+    let span = &received.traces[0].resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(span.name, "linux.test.span");
-    let (_, metrics) = received.metrics.last().unwrap();
+    let metrics = received.metrics.last().unwrap();
     let metric = &metrics.resource_metrics[0].scope_metrics[0].metrics[0];
     assert_eq!(metric.name, "linux.test.count");
+    receiver.stop().await;
 }
 
-/// A minimal HTTP/1.1 OTLP receiver: records each request's path, headers and decoded body.
-struct HttpSink {
-    requests: Arc<HttpRequests>,
-    addr: std::net::SocketAddr,
-}
-
-impl HttpSink {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let sink = Arc::clone(&sink);
-                std::thread::spawn(move || serve_connection(stream, &sink));
-            }
-        });
-        Self { requests, addr }
-    }
-}
-
-/// Path, lowercased headers, decompressed body.
-type HttpRequests = Mutex<Vec<(String, HashMap<String, String>, Vec<u8>)>>;
-
-fn serve_connection(stream: TcpStream, sink: &HttpRequests) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    // Keep-alive: several requests may arrive on one connection.
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let mut headers = HashMap::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').unwrap();
-            headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
-        }
-        let len: usize = headers["content-length"].parse().unwrap();
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
-            let mut plain = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .read_to_end(&mut plain)
-                .unwrap();
-            body = plain;
-        }
-        sink.lock().unwrap().push((path, headers, body));
-        writer
-            .write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
-            )
-            .unwrap();
-    }
-}
-
-/// The blocking HTTP client runs on the SDK's own threads, so no tokio runtime is needed.
+/// The blocking HTTP client runs on the SDK's own threads, so the exporter needs no tokio
+/// runtime: only the receiver gets one, and the exporter stays on this plain test thread.
 #[test]
 fn http_protobuf_export_reaches_the_collector() {
-    let sink = HttpSink::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(OtlpReceiver::start()).unwrap();
+    // Only `/otlp/v1/...` is accepted, so a doubled or missing signal path cannot pass.
+    receiver.set_http_base_path("/otlp");
     // A base path and trailing slash, as users write them: signal paths are appended once.
     let config = otlp_config(
         OtlpProtocol::HttpProtobuf,
-        format!("http://{}/otlp/", sink.addr),
+        format!("{}/otlp/", receiver.http_endpoint()),
     );
     let providers = build_providers(&config, resource()).unwrap();
     emit_all(&providers);
     providers.shutdown(Duration::from_secs(10)).unwrap();
 
-    let requests = sink.requests.lock().unwrap();
+    let received = receiver.received();
+    let requests = receiver.requests();
     let find = |path: &str| {
         requests
             .iter()
-            .filter(|(p, _, _)| p == path)
+            .filter(|r| r.path.as_deref() == Some(path))
             .collect::<Vec<_>>()
     };
     let logs = find("/otlp/v1/logs");
@@ -324,36 +148,35 @@ fn http_protobuf_export_reaches_the_collector() {
         logs.len(),
         1,
         "{:?}",
-        requests.iter().map(|r| &r.0).collect::<Vec<_>>()
+        requests.iter().map(|r| &r.path).collect::<Vec<_>>()
     );
-    let (_, headers, body) = logs[0];
+    let headers = &logs[0].headers;
     assert_eq!(headers["content-type"], "application/x-protobuf");
     assert_eq!(headers["content-encoding"], "gzip");
     assert_eq!(headers["authorization"], TOKEN);
-    assert_log(&ExportLogsServiceRequest::decode(&body[..]).unwrap());
+    assert_log(&received.logs[0]);
 
-    let traces = find("/otlp/v1/traces");
-    assert_eq!(traces.len(), 1);
-    let traces = ExportTraceServiceRequest::decode(&traces[0].2[..]).unwrap();
+    assert_eq!(find("/otlp/v1/traces").len(), 1);
     assert_eq!(
-        traces.resource_spans[0].scope_spans[0].spans[0].name,
+        received.traces[0].resource_spans[0].scope_spans[0].spans[0].name,
         "linux.test.span"
     );
-    let metrics = find("/otlp/v1/metrics");
-    let metrics = ExportMetricsServiceRequest::decode(&metrics.last().unwrap().2[..]).unwrap();
+    assert!(!find("/otlp/v1/metrics").is_empty());
+    let metrics = received.metrics.last().unwrap();
     assert_eq!(
         metrics.resource_metrics[0].scope_metrics[0].metrics[0].name,
         "linux.test.count"
     );
+    runtime.block_on(receiver.stop());
 }
 
 /// With both destinations on, each gets everything: the file through its own processors. Built
 /// and shut down in async context, as the agent does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_and_otlp_together() {
-    let sink = HttpSink::start();
+    let receiver = OtlpReceiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = otlp_config(OtlpProtocol::HttpProtobuf, format!("http://{}", sink.addr));
+    let mut config = otlp_config(OtlpProtocol::HttpProtobuf, receiver.http_endpoint());
     config.file.enabled = true;
     config.file.directory = dir.path().to_path_buf();
     let providers = build_providers(&config, resource()).unwrap();
@@ -363,9 +186,9 @@ async fn file_and_otlp_together() {
     let logs = std::fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
     assert_eq!(logs.lines().count(), 1);
     assert_log(&serde_json::from_str(logs.trim_end()).unwrap());
-    let requests = sink.requests.lock().unwrap();
-    let (_, _, body) = requests.iter().find(|(p, _, _)| p == "/v1/logs").unwrap();
-    assert_log(&ExportLogsServiceRequest::decode(&body[..]).unwrap());
+    // The receiver accepts logs only from `/v1/logs`.
+    assert_log(receiver.received().logs.first().unwrap());
+    receiver.stop().await;
 }
 
 /// An unreachable collector costs at most the deadline at shutdown, never a hang.

@@ -2,13 +2,13 @@
 //! CRI-O and podman, with the cgroupfs and systemd cgroup drivers, with or without Kubernetes.
 //!
 //! Examples of what is recognised (ids shortened):
-//! - docker:      `/docker/<id>`, `/system.slice/docker-<id>.scope`
-//! - containerd:  `/kubepods/burstable/pod<uid>/<id>`,
-//!                `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<u_i_d>.slice/cri-containerd-<id>.scope`,
-//!                `/system.slice/nerdctl-<id>.scope`, `/default/<id>` (nerdctl, cgroupfs)
-//! - CRI-O:       `.../crio-<id>.scope`, `.../pod<uid>/crio-<id>` (`crio-conmon-<id>.scope` is its
-//!                monitor, not the container)
-//! - podman:      `/machine.slice/libpod-<id>.scope`, rootless `.../user.slice/libpod-<id>.scope`
+//! - docker: `/docker/<id>`, `/system.slice/docker-<id>.scope`
+//! - containerd: `/kubepods/burstable/pod<uid>/<id>`,
+//!   `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<u_i_d>.slice/cri-containerd-<id>.scope`,
+//!   `/system.slice/nerdctl-<id>.scope`, `/default/<id>` (nerdctl, cgroupfs)
+//! - CRI-O: `.../crio-<id>.scope`, `.../pod<uid>/crio-<id>` (`crio-conmon-<id>.scope` is its
+//!   monitor, not the container)
+//! - podman: `/machine.slice/libpod-<id>.scope`, rootless `.../user.slice/libpod-<id>.scope`
 
 /// What a cgroup path says about the container it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

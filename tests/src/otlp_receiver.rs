@@ -133,6 +133,8 @@ pub struct RequestInfo {
     pub transport: Transport,
     /// `None` for an HTTP request to an unknown path.
     pub signal: Option<Signal>,
+    /// The HTTP request path; `None` for gRPC, whose method path tonic does not hand over.
+    pub path: Option<String>,
     /// Lower-case header (gRPC metadata) names; repeated headers are joined with ", ".
     pub headers: BTreeMap<String, String>,
     /// The body was gzip-compressed on the wire.
@@ -145,6 +147,8 @@ struct State {
     received: Received,
     requests: Vec<RequestInfo>,
     failure: Option<(usize, Failure)>,
+    /// Prefix of the OTLP/HTTP signal paths, without a trailing slash; empty by default.
+    http_base_path: String,
 }
 
 #[derive(Default)]
@@ -231,6 +235,7 @@ impl GrpcCollector {
         let info = RequestInfo {
             transport: Transport::Grpc,
             signal: Some(signal),
+            path: None,
             headers,
             gzip,
             outcome: Outcome::Accepted,
@@ -410,6 +415,13 @@ impl OtlpReceiver {
         self.shared.lock().failure = (count > 0).then_some((count, failure));
     }
 
+    /// Serves the OTLP/HTTP signals under `base` (`/otlp` gives `/otlp/v1/logs`), as a collector
+    /// with custom paths does, so a test can check that an exporter appends the signal paths to a
+    /// base endpoint exactly once. Other paths, including the default `/v1/...`, get a 404.
+    pub fn set_http_base_path(&self, base: &str) {
+        self.shared.lock().http_base_path = base.trim_end_matches('/').to_owned();
+    }
+
     /// Injected failures not used up yet.
     pub fn pending_failures(&self) -> usize {
         self.shared.lock().failure.as_ref().map_or(0, |(n, _)| *n)
@@ -580,8 +592,8 @@ async fn serve_http(
     }
 }
 
-fn signal_for_path(path: &str) -> Option<Signal> {
-    match path {
+fn signal_for_path(base: &str, path: &str) -> Option<Signal> {
+    match path.strip_prefix(base)? {
         "/v1/logs" => Some(Signal::Logs),
         "/v1/metrics" => Some(Signal::Metrics),
         "/v1/traces" => Some(Signal::Traces),
@@ -628,10 +640,12 @@ fn plain_response(status: StatusCode, message: String) -> Response<Full<Bytes>> 
 }
 
 async fn handle_http(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let signal = signal_for_path(req.uri().path());
+    let path = req.uri().path().to_owned();
+    let signal = signal_for_path(&shared.lock().http_base_path, &path);
     let mut info = RequestInfo {
         transport: Transport::Http,
         signal,
+        path: Some(path),
         headers: header_map(req.headers()),
         gzip: false,
         outcome: Outcome::Accepted,

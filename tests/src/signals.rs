@@ -363,107 +363,70 @@ fn metric_points(metric: &Metric, resource: &Attributes, scope_name: &str) -> Ve
         resource: resource.clone(),
         scope_name: scope_name.to_owned(),
     };
-    let number = |v: Option<&number_data_point::Value>| match v {
+    let number = |v: &Option<number_data_point::Value>| match v {
         Some(number_data_point::Value::AsInt(i)) => PointValue::Int(*i),
         Some(number_data_point::Value::AsDouble(d)) => PointValue::Double(*d),
         None => PointValue::Missing,
     };
+    // The OTLP data point types share these fields but no trait to reach them through.
+    macro_rules! points {
+        ($kind:expr, $data_points:expr, |$p:ident| $value:expr) => {{
+            let kind = $kind;
+            $data_points
+                .iter()
+                .map(|$p| {
+                    point(
+                        kind,
+                        $p.start_time_unix_nano,
+                        $p.time_unix_nano,
+                        $value,
+                        &$p.attributes,
+                    )
+                })
+                .collect()
+        }};
+    }
     match &metric.data {
         None => vec![point(MetricKind::Empty, 0, 0, PointValue::Missing, &[])],
-        Some(metric::Data::Gauge(g)) => g
-            .data_points
-            .iter()
-            .map(|p| {
-                let v = number(p.value.as_ref());
-                point(
-                    MetricKind::Gauge,
-                    p.start_time_unix_nano,
-                    p.time_unix_nano,
-                    v,
-                    &p.attributes,
-                )
-            })
-            .collect(),
-        Some(metric::Data::Sum(s)) => {
-            let kind = MetricKind::Sum {
+        Some(metric::Data::Gauge(g)) => {
+            points!(MetricKind::Gauge, g.data_points, |p| number(&p.value))
+        }
+        Some(metric::Data::Sum(s)) => points!(
+            MetricKind::Sum {
                 monotonic: s.is_monotonic,
                 temporality: Temporality::from_proto(s.aggregation_temporality),
-            };
-            s.data_points
-                .iter()
-                .map(|p| {
-                    let v = number(p.value.as_ref());
-                    point(
-                        kind,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        v,
-                        &p.attributes,
-                    )
-                })
-                .collect()
-        }
-        Some(metric::Data::Histogram(h)) => {
-            let kind = MetricKind::Histogram {
+            },
+            s.data_points,
+            |p| number(&p.value)
+        ),
+        Some(metric::Data::Histogram(h)) => points!(
+            MetricKind::Histogram {
                 temporality: Temporality::from_proto(h.aggregation_temporality),
-            };
-            h.data_points
-                .iter()
-                .map(|p| {
-                    let v = PointValue::Histogram {
-                        count: p.count,
-                        sum: p.sum,
-                        bucket_counts: p.bucket_counts.clone(),
-                        explicit_bounds: p.explicit_bounds.clone(),
-                    };
-                    point(
-                        kind,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        v,
-                        &p.attributes,
-                    )
-                })
-                .collect()
-        }
-        Some(metric::Data::ExponentialHistogram(h)) => {
-            let kind = MetricKind::ExponentialHistogram {
+            },
+            h.data_points,
+            |p| PointValue::Histogram {
+                count: p.count,
+                sum: p.sum,
+                bucket_counts: p.bucket_counts.clone(),
+                explicit_bounds: p.explicit_bounds.clone(),
+            }
+        ),
+        Some(metric::Data::ExponentialHistogram(h)) => points!(
+            MetricKind::ExponentialHistogram {
                 temporality: Temporality::from_proto(h.aggregation_temporality),
-            };
-            h.data_points
-                .iter()
-                .map(|p| {
-                    let v = PointValue::ExponentialHistogram {
-                        count: p.count,
-                        sum: p.sum,
-                    };
-                    point(
-                        kind,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        v,
-                        &p.attributes,
-                    )
-                })
-                .collect()
-        }
-        Some(metric::Data::Summary(s)) => s
-            .data_points
-            .iter()
-            .map(|p| {
-                let v = PointValue::Summary {
-                    count: p.count,
-                    sum: p.sum,
-                };
-                point(
-                    MetricKind::Summary,
-                    p.start_time_unix_nano,
-                    p.time_unix_nano,
-                    v,
-                    &p.attributes,
-                )
-            })
-            .collect(),
+            },
+            h.data_points,
+            |p| PointValue::ExponentialHistogram {
+                count: p.count,
+                sum: p.sum,
+            }
+        ),
+        Some(metric::Data::Summary(s)) => points!(MetricKind::Summary, s.data_points, |p| {
+            PointValue::Summary {
+                count: p.count,
+                sum: p.sum,
+            }
+        }),
     }
 }
 
@@ -776,7 +739,8 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::metrics::v1::{
-        Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+        ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
+        NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
     };
 
     pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
@@ -1000,6 +964,90 @@ mod tests {
         );
         assert_eq!(p.resource_str("service.name"), Some("huatuo-otel"));
         assert_eq!(r.metric_point_count(), 8);
+    }
+
+    #[test]
+    fn every_metric_kind_keeps_its_point_times_attributes_and_value() {
+        let metric = |data| Metric {
+            name: "m".into(),
+            data,
+            ..Default::default()
+        };
+        let cpu = || vec![kv("cpu", any_value::Value::IntValue(2))];
+        let metrics = [
+            metric(Some(metric::Data::ExponentialHistogram(
+                ExponentialHistogram {
+                    data_points: vec![ExponentialHistogramDataPoint {
+                        start_time_unix_nano: 1,
+                        time_unix_nano: 2,
+                        count: 5,
+                        sum: Some(2.5),
+                        attributes: cpu(),
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: 1,
+                },
+            ))),
+            metric(Some(metric::Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    start_time_unix_nano: 3,
+                    time_unix_nano: 4,
+                    count: 6,
+                    sum: 1.5,
+                    attributes: cpu(),
+                    ..Default::default()
+                }],
+            }))),
+            metric(Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    start_time_unix_nano: 5,
+                    time_unix_nano: 6,
+                    attributes: cpu(),
+                    ..Default::default()
+                }],
+            }))),
+            metric(None),
+        ];
+        let got: Vec<_> = metrics
+            .iter()
+            .flat_map(|m| metric_points(m, &Attributes::new(), "scope"))
+            .map(|p| {
+                let cpu = p.attr_i64("cpu");
+                (
+                    p.kind,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                    p.value,
+                    cpu,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    MetricKind::ExponentialHistogram {
+                        temporality: Temporality::Delta
+                    },
+                    1,
+                    2,
+                    PointValue::ExponentialHistogram {
+                        count: 5,
+                        sum: Some(2.5)
+                    },
+                    Some(2)
+                ),
+                (
+                    MetricKind::Summary,
+                    3,
+                    4,
+                    PointValue::Summary { count: 6, sum: 1.5 },
+                    Some(2)
+                ),
+                (MetricKind::Gauge, 5, 6, PointValue::Missing, Some(2)),
+                (MetricKind::Empty, 0, 0, PointValue::Missing, None),
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::{TracerKind, TracerStats};
 use crate::telemetry::Telemetry;
 use huatuo_semconv::agent as names;
+use opentelemetry::metrics::Meter;
 use opentelemetry::KeyValue;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -115,29 +116,20 @@ impl StatusBoard {
                 }
             })
             .build();
-        let board = self.clone();
-        meter
-            .u64_observable_counter(names::TRACER_RESTARTS)
-            .with_description("Times a tracer was restarted after a failure")
-            .with_unit("{restart}")
-            .with_callback(move |observer| {
-                for e in board.lock().iter() {
-                    observer.observe(e.restarts, &[KeyValue::new(names::TRACER_NAME, e.name)]);
-                }
-            })
-            .build();
-        let board = self.clone();
-        meter
-            .u64_observable_counter(names::TRACER_RECORDS)
-            .with_description("Records received from the kernel and decoded")
-            .with_unit("{record}")
-            .with_callback(move |observer| {
-                for e in board.lock().iter() {
-                    let records = e.stats.records.load(Ordering::Relaxed);
-                    observer.observe(records, &[KeyValue::new(names::TRACER_NAME, e.name)]);
-                }
-            })
-            .build();
+        self.register_per_tracer_counter(
+            meter,
+            names::TRACER_RESTARTS,
+            "Times a tracer was restarted after a failure",
+            "{restart}",
+            |e| e.restarts,
+        );
+        self.register_per_tracer_counter(
+            meter,
+            names::TRACER_RECORDS,
+            "Records received from the kernel and decoded",
+            "{record}",
+            |e| e.stats.records.load(Ordering::Relaxed),
+        );
         let board = self.clone();
         meter
             .u64_observable_counter(names::TRACER_RECORDS_DROPPED)
@@ -154,6 +146,28 @@ impl StatusBoard {
                             ],
                         );
                     }
+                }
+            })
+            .build();
+    }
+
+    /// An observable counter with one series per tracer, read from the board at each collection.
+    fn register_per_tracer_counter(
+        &self,
+        meter: &Meter,
+        name: &'static str,
+        description: &'static str,
+        unit: &'static str,
+        value: fn(&TracerEntry) -> u64,
+    ) {
+        let board = self.clone();
+        meter
+            .u64_observable_counter(name)
+            .with_description(description)
+            .with_unit(unit)
+            .with_callback(move |observer| {
+                for e in board.lock().iter() {
+                    observer.observe(value(e), &[KeyValue::new(names::TRACER_NAME, e.name)]);
                 }
             })
             .build();

@@ -281,6 +281,39 @@ async fn http_protobuf_posts_are_recorded() {
     rx.stop().await;
 }
 
+#[tokio::test]
+async fn http_base_path_moves_the_signal_paths() {
+    let rx = OtlpReceiver::start().await.unwrap();
+    let addr = rx.http_addr().unwrap();
+    rx.set_http_base_path("/otlp/");
+    let body = logs("a").encode_to_vec();
+
+    assert_eq!(
+        post_protobuf(addr, "/otlp/v1/logs", &body).await.status,
+        200
+    );
+    assert_eq!(post_protobuf(addr, "/v1/logs", &body).await.status, 404);
+    assert_eq!(
+        post_protobuf(addr, "/otlp//v1/logs", &body).await.status,
+        404
+    );
+
+    assert_eq!(rx.received().logs, vec![logs("a")]);
+    let requests = rx.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| (r.path.as_deref(), r.signal))
+            .collect::<Vec<_>>(),
+        [
+            (Some("/otlp/v1/logs"), Some(Signal::Logs)),
+            (Some("/v1/logs"), None),
+            (Some("/otlp//v1/logs"), None),
+        ]
+    );
+    rx.stop().await;
+}
+
 /// Method, path, headers, body, expected status.
 type BadRequest<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8], u16);
 
