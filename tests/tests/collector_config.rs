@@ -152,3 +152,100 @@ fn metrics_reach_prometheus_remote_write_which_needs_cumulative_temporality() {
         );
     }
 }
+
+/// Prometheus names of registered metrics as remote-write names them: dots become underscores,
+/// counters get `_total`; `{annotation}` units add no suffix.
+fn prometheus_metric_names() -> BTreeSet<String> {
+    use huatuo_semconv::{registry, Kind};
+    registry()
+        .filter(|n| n.kind == Kind::Metric)
+        .map(|n| {
+            let base = n.name.replace('.', "_");
+            let unit = n.shape.split_whitespace().nth(1).unwrap_or("");
+            assert!(
+                unit.is_empty() || unit.starts_with('{'),
+                "{}: teach this test the Prometheus suffix of unit {unit}",
+                n.name
+            );
+            if n.shape.starts_with("counter") {
+                format!("{base}_total")
+            } else {
+                base
+            }
+        })
+        .collect()
+}
+
+/// Every string value in a JSON tree.
+fn strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+/// Maximal runs of `[a-z0-9_.*]` in `text`, where names live in PromQL and Lucene queries.
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "_.*".contains(c)))
+        .filter(|t| !t.is_empty())
+}
+
+#[test]
+fn dashboards_use_only_registered_names() {
+    use huatuo_semconv::{is_registered, registry, Kind};
+    let metrics = prometheus_metric_names();
+    let labels: BTreeSet<String> = registry()
+        .filter(|n| n.kind == Kind::Attribute)
+        .map(|n| n.name.replace('.', "_"))
+        .collect();
+    let dir = collector_dir().join("grafana/dashboards");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.display().to_string();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut texts = Vec::new();
+        strings(&dashboard, &mut texts);
+        for text in texts {
+            let prev_tokens: Vec<&str> = tokens(text).collect();
+            for (i, token) in prev_tokens.iter().enumerate() {
+                if let Some(attribute) = token.strip_prefix("resource.attributes.") {
+                    assert!(
+                        is_registered(attribute, Kind::ResourceAttribute),
+                        "{name}: {attribute}"
+                    );
+                    checked += 1;
+                } else if let Some(attribute) = token.strip_prefix("attributes.") {
+                    assert!(
+                        is_registered(attribute, Kind::Attribute),
+                        "{name}: attribute {attribute}"
+                    );
+                    checked += 1;
+                } else if *token == "event_name" {
+                    // `event_name:huatuo.*` is a pattern; `event_name:"x"` names an event.
+                    if let Some(event) = prev_tokens
+                        .get(i + 1)
+                        .filter(|e| !e.ends_with('*') && e.contains('.'))
+                    {
+                        assert!(is_registered(event, Kind::Event), "{name}: event {event}");
+                        checked += 1;
+                    }
+                } else if token.starts_with("huatuo_") {
+                    assert!(
+                        metrics.contains(*token) || labels.contains(*token),
+                        "{name}: {token} is neither a registered metric (as Prometheus names it) nor a label"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 10,
+        "the dashboards reference almost no names: is the check still reading them?"
+    );
+}
