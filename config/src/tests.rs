@@ -92,6 +92,14 @@ fn validation_names_the_key() {
         "{err}"
     );
 
+    let file = write_config("[tracers.tcp_retransmit]\nring_buffer_kib = 2\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tracers.tcp_retransmit.ring_buffer_kib"),
+        "{err}"
+    );
+
     let file = write_config("[exporters.file]\nenabled = false\n");
     let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
     assert!(err.to_string().contains("no exporter is enabled"), "{err}");

@@ -20,8 +20,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Not in vmlinux.h (they are macros in the kernel); wire/UAPI values. */
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
-#define AF_INET 2
-#define AF_INET6 10
 #define IP_OFFSET_MASK 0x1fff
 #define IPPROTO_ICMPV6 58 /* a UAPI macro, absent from vmlinux.h */
 /* skb->transport_header when never set (typeof(transport_header))~0U. */
@@ -101,16 +99,6 @@ struct dw_pkt {
 	};
 };
 
-/*
- * Reads `ptr->field`. tp_btf programs receive BTF-typed pointers that the
- * verifier lets them dereference directly (a plain load, fault-safe), while
- * classic tracepoints get untyped addresses that must go through
- * bpf_probe_read_kernel, a helper call per field. `direct` is a compile-time
- * constant at every (always-inlined) use, so each program keeps one flavour.
- */
-#define DW_READ(direct, ptr, field) \
-	((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
-
 static __always_inline bool l4_has_ports(__u8 proto)
 {
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP ||
@@ -125,10 +113,10 @@ static __always_inline bool l4_has_ports(__u8 proto)
 static __always_inline void parse_headers(struct sk_buff *skb,
 					  struct dw_pkt *pkt, const bool direct)
 {
-	unsigned char *head = DW_READ(direct, skb, head);
-	__u16 nh_off = DW_READ(direct, skb, network_header);
-	__u16 th_off = DW_READ(direct, skb, transport_header);
-	__u16 proto = huatuo_ntohs(DW_READ(direct, skb, protocol));
+	unsigned char *head = HUATUO_READ(direct, skb, head);
+	__u16 nh_off = HUATUO_READ(direct, skb, network_header);
+	__u16 th_off = HUATUO_READ(direct, skb, transport_header);
+	__u16 proto = huatuo_ntohs(HUATUO_READ(direct, skb, protocol));
 	unsigned char *nh;
 	__u32 hdr_len;
 	__u8 version;
@@ -160,7 +148,7 @@ static __always_inline void parse_headers(struct sk_buff *skb,
 		hdr_len = (pkt->v4.ver_ihl & 0x0f) * 4;
 		if (hdr_len < sizeof(pkt->v4))
 			return;
-		pkt->family = AF_INET;
+		pkt->family = HUATUO_AF_INET;
 		pkt->l3_proto = ETH_P_IP;
 		pkt->l4_proto = pkt->v4.protocol;
 		/* Non-first fragments carry no L4 header. */
@@ -168,7 +156,7 @@ static __always_inline void parse_headers(struct sk_buff *skb,
 			return;
 	} else if (version == 6 && proto != ETH_P_IP) {
 		hdr_len = sizeof(pkt->v6);
-		pkt->family = AF_INET6;
+		pkt->family = HUATUO_AF_INET6;
 		pkt->l3_proto = ETH_P_IPV6;
 		/* Extension headers are not walked: ports only without them. */
 		pkt->l4_proto = pkt->v6.nexthdr;
@@ -301,10 +289,10 @@ static __always_inline void handle_drop(struct sk_buff *skb, __u64 location,
 	e->family = pkt.family;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
-	if (pkt.family == AF_INET) {
+	if (pkt.family == HUATUO_AF_INET) {
 		__builtin_memcpy(e->saddr, pkt.v4.saddr, sizeof(pkt.v4.saddr));
 		__builtin_memcpy(e->daddr, pkt.v4.daddr, sizeof(pkt.v4.daddr));
-	} else if (pkt.family == AF_INET6) {
+	} else if (pkt.family == HUATUO_AF_INET6) {
 		__builtin_memcpy(e->saddr, pkt.v6.saddr, sizeof(pkt.v6.saddr));
 		__builtin_memcpy(e->daddr, pkt.v6.daddr, sizeof(pkt.v6.daddr));
 	} else {

@@ -39,6 +39,20 @@
 #define huatuo_ntohl(x) (x)
 #endif
 
+/* Address families (socket.h macros, so absent from vmlinux.h). */
+#define HUATUO_AF_INET 2
+#define HUATUO_AF_INET6 10
+
+/*
+ * Reads `ptr->field`. tp_btf programs receive BTF-typed pointers that the
+ * verifier lets them dereference directly (a plain load, fault-safe), while
+ * classic tracepoints get untyped addresses that must go through
+ * bpf_probe_read_kernel, a helper call per field. `direct` is a compile-time
+ * constant at every (always-inlined) use, so each program keeps one flavour.
+ */
+#define HUATUO_READ(direct, ptr, field) \
+	((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
 /*
  * Makes a type visible in the object's BTF even when no map or function
  * signature mentions it, so userspace can check its Rust mirror against the

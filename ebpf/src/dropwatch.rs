@@ -10,10 +10,11 @@
 //! The C side of these types is `ebpf/dropwatch/dropwatch.h`; tests check
 //! the mirrors below against the object's BTF.
 
+use crate::c_str;
 use aya::maps::{MapData, MapError, PerCpuArray, PerCpuHashMap};
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// `tp_btf/kfree_skb` program.
 pub const PROG_BTF: &str = "dropwatch_btf";
@@ -49,11 +50,6 @@ pub const FLAG_REASON_UNKNOWN: u32 = 1 << 0;
 /// [`DropwatchEvent::flags`]: no IP header was readable, so family,
 /// addresses and ports are zero.
 pub const FLAG_NO_L3: u32 = 1 << 1;
-
-/// `AF_INET` in [`DropwatchEvent::family`].
-pub const FAMILY_INET: u8 = 2;
-/// `AF_INET6` in [`DropwatchEvent::family`].
-pub const FAMILY_INET6: u8 = 10;
 
 /// L3 classes of `enum dropwatch_l3_class`, as the ethertype reported for them.
 const L3_CLASS_PROTOS: [u16; 3] = [0, 0x0800, 0x86dd];
@@ -163,12 +159,7 @@ impl DropwatchEvent {
 
     /// Decodes a ring buffer record; None if it is too short.
     pub fn from_bytes(buf: &[u8]) -> Option<Self> {
-        if buf.len() < Self::SIZE {
-            return None;
-        }
-        // SAFETY: length checked above; every bit pattern is a valid value
-        // of every field; read_unaligned copes with any buffer alignment.
-        Some(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<Self>()) })
+        crate::read_pod(buf)
     }
 
     pub fn comm(&self) -> Cow<'_, str> {
@@ -184,11 +175,11 @@ impl DropwatchEvent {
     }
 
     pub fn src_addr(&self) -> Option<IpAddr> {
-        ip(self.family, &self.saddr)
+        crate::net::ip_addr(self.family, &self.saddr)
     }
 
     pub fn dst_addr(&self) -> Option<IpAddr> {
-        ip(self.family, &self.daddr)
+        crate::net::ip_addr(self.family, &self.daddr)
     }
 
     /// The counter key this drop was counted under.
@@ -202,67 +193,14 @@ impl DropwatchEvent {
     }
 }
 
-fn c_str(bytes: &[u8]) -> Cow<'_, str> {
-    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..len])
-}
-
-fn ip(family: u8, addr: &[u8; 16]) -> Option<IpAddr> {
-    match family {
-        FAMILY_INET => Some(IpAddr::V4(Ipv4Addr::new(
-            addr[0], addr[1], addr[2], addr[3],
-        ))),
-        FAMILY_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*addr))),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::btf::Btf;
-    use std::mem::{offset_of, size_of, size_of_val};
-
-    /// (name, offset, size) of each Rust field, in declaration order.
-    macro_rules! rust_layout {
-        ($ty:ty, $value:expr, [$($field:ident),* $(,)?]) => {{
-            let v: $ty = $value;
-            vec![$((stringify!($field), offset_of!($ty, $field), size_of_val(&v.$field))),*]
-        }};
-    }
-
-    fn c_layout(btf: &Btf, name: &str) -> (usize, Vec<(String, usize, usize)>) {
-        let layout = btf
-            .struct_layout(name)
-            .unwrap_or_else(|| panic!("struct {name} not in the object's BTF"));
-        let members = layout
-            .members
-            .iter()
-            .map(|m| {
-                let size = m
-                    .size_bytes
-                    .unwrap_or_else(|| panic!("{name}.{} unsized", m.name));
-                (m.name.clone(), m.offset_bytes as usize, size as usize)
-            })
-            .collect();
-        (layout.size as usize, members)
-    }
-
-    fn assert_same(
-        rust: Vec<(&str, usize, usize)>,
-        rust_size: usize,
-        c: (usize, Vec<(String, usize, usize)>),
-    ) {
-        let rust: Vec<(String, usize, usize)> = rust
-            .into_iter()
-            .map(|(n, o, s)| (n.to_owned(), o, s))
-            .collect();
-        assert_eq!(rust, c.1, "field layout differs from the C struct");
-        assert_eq!(rust_size, c.0, "size differs from the C struct");
-        // No implicit padding: fields tile the struct exactly.
-        let covered: usize = rust.iter().map(|f| f.2).sum();
-        assert_eq!(covered, rust_size, "implicit padding");
-    }
+    use crate::layout::{assert_same, c_layout, rust_layout};
+    use crate::net::FAMILY_INET;
+    use std::mem::size_of;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn event_matches_c_layout() {

@@ -223,8 +223,8 @@ fn check_counts_and_records(entry: Entry, ip: IpAddr) {
     let reason = no_socket_reason();
     let out = run(entry, Config::default(), Traffic::Udp(ip, SENT));
     let (l3_proto, family) = match ip {
-        IpAddr::V4(_) => (ETH_P_IP, dropwatch::FAMILY_INET),
-        IpAddr::V6(_) => (ETH_P_IPV6, dropwatch::FAMILY_INET6),
+        IpAddr::V4(_) => (ETH_P_IP, huatuo_ebpf::net::FAMILY_INET),
+        IpAddr::V6(_) => (ETH_P_IPV6, huatuo_ebpf::net::FAMILY_INET6),
     };
     let key = DropCountKey {
         reason,
@@ -318,7 +318,7 @@ fn tcp_filter_records_tcp_and_still_counts_udp() {
     );
     for e in &tcp {
         assert_eq!(e.reason, reason, "{e:?}");
-        assert_eq!(e.family, dropwatch::FAMILY_INET);
+        assert_eq!(e.family, huatuo_ebpf::net::FAMILY_INET);
         assert_ne!(e.sport, 0);
     }
     let count = |l4_proto| {

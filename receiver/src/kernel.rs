@@ -81,6 +81,13 @@ impl KernelEnv {
     pub fn possible_cpus(&self) -> usize {
         aya::util::nr_cpus().unwrap_or(1).max(1)
     }
+
+    /// The value of a program's `events_per_cpu_per_sec` for a host-wide budget of `per_second`
+    /// events (0 = unlimited). The kernel limits per CPU (no cross-CPU atomics on the hot path),
+    /// so the budget is spread over the possible CPUs, rounded up so it never becomes 0.
+    pub fn per_cpu_rate(&self, per_second: u32) -> u64 {
+        u64::from(per_second).div_ceil(self.possible_cpus() as u64)
+    }
 }
 
 /// The numeric fields of a BPF object's `/proc/self/fdinfo` entry (`run_time_ns`, `run_cnt`,
@@ -154,6 +161,15 @@ mod tests {
         assert_eq!(info["run_time_ns"], 700);
         assert_eq!(info["recursion_misses"], 2);
         assert!(!info.contains_key("prog_tag"));
+    }
+
+    #[test]
+    fn rate_budgets_round_up_per_cpu() {
+        let kernel = KernelEnv::detect();
+        let cpus = kernel.possible_cpus() as u64;
+        assert_eq!(kernel.per_cpu_rate(0), 0);
+        assert_eq!(kernel.per_cpu_rate(1), 1);
+        assert_eq!(kernel.per_cpu_rate(100), 100u64.div_ceil(cpus));
     }
 
     #[test]

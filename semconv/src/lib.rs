@@ -10,8 +10,10 @@
 mod macros;
 pub mod agent;
 pub mod container;
+pub mod memory;
 pub mod net;
 pub mod resource;
+pub mod sched;
 
 /// The namespace of every name huatuo-otel defines itself.
 pub const NAMESPACE: &str = "huatuo.";
@@ -44,9 +46,16 @@ impl Name {
 
 /// All registered names, grouped by domain.
 pub fn registry() -> impl Iterator<Item = &'static Name> {
-    [resource::NAMES, agent::NAMES, container::NAMES, net::NAMES]
-        .into_iter()
-        .flatten()
+    [
+        resource::NAMES,
+        agent::NAMES,
+        container::NAMES,
+        memory::NAMES,
+        net::NAMES,
+        sched::NAMES,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Whether `name` is registered as `kind`.

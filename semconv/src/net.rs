@@ -1,4 +1,4 @@
-//! Networking: packet drops (dropwatch).
+//! Networking: packet drops (dropwatch), TCP retransmits (tcp_retransmit).
 
 names! {
     /// A packet freed by the kernel as dropped (`skb:kfree_skb`).
@@ -7,7 +7,7 @@ names! {
     Attribute SKB_DROP_REASON = "huatuo.skb.drop.reason", "string";
     /// Where the packet was freed, symbolized from `/proc/kallsyms` (`udp_queue_rcv_one_skb+0x3a`).
     Attribute SKB_DROP_LOCATION = "huatuo.skb.drop.location", "string";
-    /// Packet length in bytes.
+    /// Bytes in the packet's kernel buffer (`skb->len`): the whole packet for drops, the TCP payload for retransmitted segments.
     Attribute SKB_LEN = "huatuo.skb.len", "int";
     /// TCP state of the packet's socket (`ESTABLISHED`, ...), when it has one.
     Attribute TCP_STATE = "huatuo.tcp.state", "string";
@@ -39,4 +39,12 @@ names! {
     Attribute THREAD_NAME = "thread.name", "string";
     /// Every packet drop, counted in the kernel, by reason and protocol.
     Metric SKB_DROPS = "huatuo.skb.drops", "counter {packet}";
+    /// A TCP segment or SYN-ACK sent again (`tcp:tcp_retransmit_skb`, `tcp:tcp_retransmit_synack`); source is the local end.
+    Event TCP_RETRANSMIT = "huatuo.tcp.retransmit", "event";
+    /// What was sent again: `data` (a segment of the send queue, SYN and FIN included) or `synack` (a listener's SYN-ACK).
+    Attribute TCP_RETRANSMIT_KIND = "huatuo.tcp.retransmit.kind", "string";
+    /// Why: `timeout` (retransmission timer), `fast_retransmit` (fast recovery), `loss_probe` (tail loss probe), `duplicate_syn` (SYN-ACK for a repeated SYN) or `other`.
+    Attribute TCP_RETRANSMIT_REASON = "huatuo.tcp.retransmit.reason", "string";
+    /// Every TCP retransmit, counted in the kernel, by kind, reason, TCP state and network type.
+    Metric TCP_RETRANSMITS = "huatuo.tcp.retransmits", "counter {retransmit}";
 }

@@ -5,8 +5,16 @@
 //! - [`jsonl`]: reads the file exporter's OTLP/JSON lines into the same shape;
 //! - [`signals`]: flat views and lookups over that shape ([`Received`]);
 //! - [`process`]: spawning and stopping the agent binary, and the root/BPF precondition.
+//! - [`memcg`]: throwaway memory cgroups and a process the OOM killer kills in one.
+//! - [`netns`]: throwaway network namespaces and a TCP connection that loses packets.
+//! - [`cgroup`]: this process's place in the unified cgroup hierarchy.
+//! - [`dstate`]: threads really blocked in state D, on a FUSE file system served in-process.
 
+pub mod cgroup;
+pub mod dstate;
 pub mod jsonl;
+pub mod memcg;
+pub mod netns;
 pub mod otlp_receiver;
 pub mod process;
 pub mod signals;

@@ -110,9 +110,14 @@ async fn drops_carry_container_and_pod_of_real_cgroups() {
         .arg(out.path())
         .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
         .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
+        // Plain log lines, so dropwatch's own "attached" can be told from other tracers'.
+        .env("NO_COLOR", "1")
         .spawn()
         .unwrap();
-    agent.wait_for_stderr("attached", WAIT).await.unwrap();
+    agent
+        .wait_for_stderr("tracers::dropwatch: attached", WAIT)
+        .await
+        .unwrap();
 
     let root = unified_root();
     for (path, runtime, pod_uid, qos) in &cases {

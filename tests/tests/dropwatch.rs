@@ -43,11 +43,16 @@ fn agent(out_dir: &Path) -> AgentCommand {
         .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
         .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
         .env("HUATUO_TRACERS__DROPWATCH__MAX_EVENTS_PER_SECOND", "10000")
+        // Plain log lines, so dropwatch's own "attached" can be told from other tracers'.
+        .env("NO_COLOR", "1")
 }
 
 async fn started(command: AgentCommand) -> AgentProcess {
     let mut agent = command.spawn().unwrap();
-    agent.wait_for_stderr("attached", WAIT).await.unwrap();
+    agent
+        .wait_for_stderr("tracers::dropwatch: attached", WAIT)
+        .await
+        .unwrap();
     agent
 }
 

@@ -95,11 +95,22 @@ pub fn read_program_stats(
     map: &PerCpuArray<MapData, u64>,
     program: BorrowedFd<'_>,
 ) -> anyhow::Result<HashMap<&'static str, u64>> {
+    read_programs_stats(map, &[program])
+}
+
+/// [`read_program_stats`] for an object with several attached programs sharing one `stats`
+/// map: skipped runs are summed over the programs.
+pub fn read_programs_stats(
+    map: &PerCpuArray<MapData, u64>,
+    programs: &[BorrowedFd<'_>],
+) -> anyhow::Result<HashMap<&'static str, u64>> {
     let mut totals = HashMap::new();
-    let fdinfo = crate::kernel::bpf_fdinfo(program)?;
-    // Kernels before 5.12 do not report it; nothing can be said there.
-    if let Some(misses) = fdinfo.get("recursion_misses") {
-        totals.insert("kernel_recursion", *misses);
+    for program in programs {
+        let fdinfo = crate::kernel::bpf_fdinfo(*program)?;
+        // Kernels before 5.12 do not report it; nothing can be said there.
+        if let Some(misses) = fdinfo.get("recursion_misses") {
+            *totals.entry("kernel_recursion").or_default() += *misses;
+        }
     }
     for (slot, cause) in [
         (huatuo_ebpf::STAT_RINGBUF_LOST, "ring_buffer_full"),

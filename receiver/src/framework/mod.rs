@@ -2,10 +2,12 @@
 //! keeps every enabled tracer running without letting one failure reach the others.
 
 mod counters;
+mod hook;
 mod status;
 mod supervisor;
 
-pub use counters::{read_program_stats, KernelCounters};
+pub use counters::{read_program_stats, read_programs_stats, KernelCounters};
+pub use hook::{take_map, TracepointHook};
 pub use status::{StatusBoard, TracerState};
 pub use supervisor::Supervisor;
 

@@ -1,11 +1,20 @@
 //! Every tracer the agent knows, registered in one place.
 
 pub mod dropwatch;
+pub mod hungtask;
+pub mod net;
+pub mod oom;
+pub mod tcp_retransmit;
 
 use crate::framework::Tracer;
 use std::sync::Arc;
 
 /// All tracers, in the order `probe` lists them. Adding a tracer is one line here.
 pub fn all() -> Vec<Arc<dyn Tracer>> {
-    vec![Arc::new(dropwatch::Dropwatch::default())]
+    vec![
+        Arc::new(dropwatch::Dropwatch::default()),
+        Arc::new(oom::Oom::default()),
+        Arc::new(hungtask::Hungtask::default()),
+        Arc::new(tcp_retransmit::TcpRetransmit::default()),
+    ]
 }

@@ -129,8 +129,12 @@ async fn main() -> anyhow::Result<()> {
         .arg(out.path())
         .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
         .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+        // Plain log lines, so dropwatch's own "attached" can be told from other tracers'.
+        .env("NO_COLOR", "1")
         .spawn()?;
-    agent.wait_for_stderr("attached", WAIT).await?;
+    agent
+        .wait_for_stderr("tracers::dropwatch: attached", WAIT)
+        .await?;
     let pid = agent.pid();
     let drops = [
         (net::SKB_DROP_REASON, "NO_SOCKET"),

@@ -2,12 +2,10 @@
 
 use crate::ksyms::KernelSymbols;
 use crate::telemetry::Event;
+use crate::tracers::net::{self, Endpoints};
 use huatuo_ebpf::dropwatch::{DropwatchEvent, FLAG_NO_L3};
 use huatuo_semconv::net as names;
 use opentelemetry::logs::{AnyValue, Severity};
-
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
 
 /// Reads a record as the kernel wrote it. Records of the wrong size (a program/agent mismatch or a
 /// corrupted read) are rejected rather than misread.
@@ -59,45 +57,6 @@ impl ReasonNames {
     }
 }
 
-pub fn transport_name(l4_proto: u8) -> &'static str {
-    match l4_proto {
-        1 => "icmp",
-        2 => "igmp",
-        6 => "tcp",
-        17 => "udp",
-        58 => "icmpv6",
-        132 => "sctp",
-        136 => "udplite",
-        _ => "other",
-    }
-}
-
-pub fn network_type_name(l3_proto: u16) -> &'static str {
-    match l3_proto {
-        ETH_P_IP => "ipv4",
-        ETH_P_IPV6 => "ipv6",
-        _ => "other",
-    }
-}
-
-fn tcp_state_name(state: u8) -> Option<&'static str> {
-    const STATES: [&str; 12] = [
-        "ESTABLISHED",
-        "SYN_SENT",
-        "SYN_RECV",
-        "FIN_WAIT1",
-        "FIN_WAIT2",
-        "TIME_WAIT",
-        "CLOSE",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "LISTEN",
-        "CLOSING",
-        "NEW_SYN_RECV",
-    ];
-    STATES.get(usize::from(state).checked_sub(1)?).copied()
-}
-
 /// Everything the OTel event needs that the record alone does not have.
 pub struct Context<'a> {
     pub reasons: &'a ReasonNames,
@@ -112,13 +71,16 @@ pub fn to_event(raw: &DropwatchEvent, ctx: &Context) -> Event {
         Some(symbols) => symbols.resolve(raw.location),
         None => format!("0x{:x}", raw.location),
     };
-    let transport = transport_name(raw.l4_proto);
+    let transport = net::transport_name(raw.l4_proto);
     let comm = raw.comm().into_owned();
     let mut attributes: Vec<(&'static str, AnyValue)> = vec![
         (names::SKB_DROP_REASON, reason.clone().into()),
         (names::SKB_DROP_LOCATION, location.clone().into()),
         (names::SKB_LEN, i64::from(raw.len).into()),
-        (names::NETWORK_TYPE, network_type_name(raw.l3_proto).into()),
+        (
+            names::NETWORK_TYPE,
+            net::network_type_name(raw.l3_proto).into(),
+        ),
         (names::NETWORK_TRANSPORT, transport.into()),
         (names::PROCESS_PID, i64::from(raw.pid).into()),
         (names::THREAD_ID, i64::from(raw.tid).into()),
@@ -136,20 +98,19 @@ pub fn to_event(raw: &DropwatchEvent, ctx: &Context) -> Event {
     let mut summary = format!("{transport} packet dropped: {reason} at {location}");
     if raw.flags & FLAG_NO_L3 == 0 {
         if let (Some(src), Some(dst)) = (raw.src_addr(), raw.dst_addr()) {
-            attributes.push((names::SOURCE_ADDRESS, src.to_string().into()));
-            attributes.push((names::DESTINATION_ADDRESS, dst.to_string().into()));
             let has_ports = matches!(raw.l4_proto, 6 | 17 | 132 | 136);
+            let ends = Endpoints {
+                src,
+                dst,
+                ports: has_ports.then_some((raw.sport, raw.dport)),
+            };
+            ends.push_attributes(&mut attributes);
             if has_ports {
-                attributes.push((names::SOURCE_PORT, i64::from(raw.sport).into()));
-                attributes.push((names::DESTINATION_PORT, i64::from(raw.dport).into()));
-                summary = format!(
-                    "{transport} packet {src}:{} -> {dst}:{} dropped: {reason} at {location}",
-                    raw.sport, raw.dport
-                );
+                summary = format!("{transport} packet {ends} dropped: {reason} at {location}");
             }
         }
     }
-    if let Some(state) = tcp_state_name(raw.tcp_state).filter(|_| raw.l4_proto == 6) {
+    if let Some(state) = net::tcp_state_name(raw.tcp_state).filter(|_| raw.l4_proto == 6) {
         attributes.push((names::TCP_STATE, state.into()));
     }
     Event {
@@ -179,11 +140,11 @@ mod tests {
         raw.reason = 2;
         raw.ifindex = 1;
         raw.len = 36;
-        raw.l3_proto = ETH_P_IP;
+        raw.l3_proto = net::ETH_P_IP;
         raw.sport = 40000;
         raw.dport = 9;
         raw.l4_proto = 17;
-        raw.family = huatuo_ebpf::dropwatch::FAMILY_INET;
+        raw.family = huatuo_ebpf::net::FAMILY_INET;
         raw.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
         raw.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
         raw.ifname[..2].copy_from_slice(b"lo");
@@ -278,8 +239,8 @@ mod tests {
     #[test]
     fn ipv6_and_missing_headers() {
         let mut raw = udp_drop();
-        raw.family = huatuo_ebpf::dropwatch::FAMILY_INET6;
-        raw.l3_proto = ETH_P_IPV6;
+        raw.family = huatuo_ebpf::net::FAMILY_INET6;
+        raw.l3_proto = net::ETH_P_IPV6;
         raw.daddr = std::net::Ipv6Addr::LOCALHOST.octets();
         let ctx = Context {
             reasons: &reasons(),
@@ -302,13 +263,5 @@ mod tests {
             .attributes
             .iter()
             .any(|(k, _)| *k == names::DESTINATION_ADDRESS));
-    }
-
-    #[test]
-    fn tcp_state_names_follow_the_kernel_enum() {
-        assert_eq!(tcp_state_name(1), Some("ESTABLISHED"));
-        assert_eq!(tcp_state_name(10), Some("LISTEN"));
-        assert_eq!(tcp_state_name(0), None);
-        assert_eq!(tcp_state_name(13), None);
     }
 }

@@ -7,15 +7,16 @@
 mod decode;
 
 use crate::framework::{
-    read_program_stats, KernelCounters, RunError, Tracer, TracerContext, TracerKind, Unsupported,
+    read_program_stats, take_map, KernelCounters, RunError, TracepointHook, Tracer, TracerContext,
+    TracerKind, Unsupported,
 };
 use crate::kernel::{BootClock, KernelEnv};
 use crate::ksyms::KernelSymbols;
 use crate::telemetry::Telemetry;
+use crate::tracers::net;
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya::programs::{BtfTracePoint, TracePoint};
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Ebpf, EbpfLoader};
 use decode::ReasonNames;
 use futures::future::BoxFuture;
 use huatuo_config::{Config, ProtocolFilter};
@@ -23,11 +24,20 @@ use huatuo_ebpf::dropwatch::{self as abi, DropCountKey};
 use huatuo_semconv::net as names;
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub const NAME: &str = "dropwatch";
+
+const HOOK: TracepointHook = TracepointHook {
+    tracer: NAME,
+    prog_btf: abi::PROG_BTF,
+    tp_btf_name: abi::TP_BTF_NAME,
+    prog_tracepoint: abi::PROG_TRACEPOINT,
+    category: abi::TRACEPOINT_CATEGORY,
+    name: abi::TRACEPOINT_NAME,
+};
 
 #[derive(Default)]
 pub struct Dropwatch {
@@ -53,17 +63,7 @@ impl Tracer for Dropwatch {
     }
 
     fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
-        if !kernel.is_root() {
-            return Err(Unsupported(
-                "not root: loading BPF programs needs CAP_BPF and CAP_PERFMON".into(),
-            ));
-        }
-        let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
-        match kernel.tracepoint_exists(group, name) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Unsupported(format!("missing tracepoint {group}:{name}"))),
-            Err(why) => Err(Unsupported(why)),
-        }
+        HOOK.probe(kernel)
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
@@ -84,8 +84,8 @@ impl Tracer for Dropwatch {
                 for (key, count) in counts.snapshot() {
                     let attributes = (
                         reasons.name(key.reason, true),
-                        decode::network_type_name(key.l3_proto),
-                        decode::transport_name(key.l4_proto),
+                        net::network_type_name(key.l3_proto),
+                        net::transport_name(key.l4_proto),
                     );
                     *series.entry(attributes).or_default() += count;
                 }
@@ -109,7 +109,7 @@ impl Tracer for Dropwatch {
         Box::pin(async move {
             let reasons = reasons.get_or_init(|| load_reason_names(&ctx.kernel));
             let mut ebpf = load(&ctx)?;
-            let (attach, program) = attach(&mut ebpf, &ctx.kernel)?;
+            let (attach, program) = HOOK.attach(&mut ebpf, &ctx.kernel)?;
             tracing::info!(tracer = NAME, attach, "attached");
 
             let (ring, by_reason, by_key, stats) = take_maps(&mut ebpf)?;
@@ -180,12 +180,7 @@ fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
         ProtocolFilter::Tcp => 6,
         ProtocolFilter::Udp => 17,
     };
-    // The kernel limits per CPU (no cross-CPU atomics on the hot path); spread the configured
-    // global rate over the possible CPUs, rounding up so a small rate never becomes zero.
-    let per_cpu: u64 = match u64::from(config.max_events_per_second) {
-        0 => 0,
-        rate => rate.div_ceil(ctx.kernel.possible_cpus() as u64),
-    };
+    let per_cpu = ctx.kernel.per_cpu_rate(config.max_events_per_second);
     EbpfLoader::new()
         .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
         .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
@@ -193,52 +188,6 @@ fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
         .load(huatuo_ebpf::DROPWATCH)
         .context("loading the dropwatch BPF object")
         .map_err(RunError::Failed)
-}
-
-/// Attaches through tp_btf when the kernel has BTF (cheaper: direct arguments), else through the
-/// classic tracepoint. Returns which one, and the attached program's fd for its run statistics.
-fn attach(ebpf: &mut Ebpf, kernel: &KernelEnv) -> Result<(&'static str, OwnedFd), RunError> {
-    let (group, name) = (abi::TRACEPOINT_CATEGORY, abi::TRACEPOINT_NAME);
-    if kernel.has_btf().is_ok() {
-        match attach_btf(ebpf) {
-            Ok(fd) => return Ok(("tp_btf", fd)),
-            Err(e) => {
-                tracing::info!(tracer = NAME, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
-            }
-        }
-    }
-    let program: &mut TracePoint = program(ebpf, abi::PROG_TRACEPOINT)?;
-    program.load().context("loading the tracepoint program")?;
-    program
-        .attach(group, name)
-        .with_context(|| format!("attaching to tracepoint {group}:{name}"))?;
-    Ok(("tracepoint", owned_fd(program.fd())?))
-}
-
-fn owned_fd(
-    fd: Result<&aya::programs::ProgramFd, aya::programs::ProgramError>,
-) -> anyhow::Result<OwnedFd> {
-    Ok(fd?.as_fd().try_clone_to_owned()?)
-}
-
-fn attach_btf(ebpf: &mut Ebpf) -> anyhow::Result<OwnedFd> {
-    let btf = Btf::from_sys_fs()?;
-    let program: &mut BtfTracePoint = program(ebpf, abi::PROG_BTF)?;
-    program
-        .load(abi::TP_BTF_NAME, &btf)
-        .context("loading the tp_btf program")?;
-    program.attach().context("attaching the tp_btf program")?;
-    owned_fd(program.fd())
-}
-
-fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut P>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    let program = ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?;
-    Ok(program.try_into()?)
 }
 
 type Maps = (
@@ -249,10 +198,7 @@ type Maps = (
 );
 
 fn take_maps(ebpf: &mut Ebpf) -> anyhow::Result<Maps> {
-    let mut take = |name: &str| {
-        ebpf.take_map(name)
-            .with_context(|| format!("map {name} missing from the object"))
-    };
+    let mut take = |name: &str| take_map(ebpf, name);
     Ok((
         RingBuf::try_from(take(huatuo_ebpf::EVENTS_MAP)?)?,
         PerCpuArray::try_from(take(abi::DROP_COUNTS_BY_REASON_MAP)?)?,

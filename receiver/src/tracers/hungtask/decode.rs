@@ -1,0 +1,188 @@
+//! From the raw `hungtask_event` record (plus what was read from procfs) to its OTel event.
+
+use crate::kernel::BootClock;
+use crate::telemetry::Event;
+use huatuo_ebpf::hungtask::HungTaskEvent;
+use huatuo_semconv::{net, sched as names};
+use opentelemetry::logs::{AnyValue, Severity};
+
+use super::procfs::BlockedDump;
+
+/// Reads a record as the kernel wrote it; records of the wrong size are rejected, not misread.
+pub fn parse(bytes: &[u8]) -> Result<HungTaskEvent, String> {
+    HungTaskEvent::from_bytes(bytes).ok_or_else(|| {
+        format!(
+            "hungtask record of {} bytes, expected {}",
+            bytes.len(),
+            HungTaskEvent::SIZE
+        )
+    })
+}
+
+/// What procfs said about one report.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Process of the hung thread, when the record lacks it (classic tracepoint).
+    pub tgid: Option<u32>,
+    pub timeout_secs: Option<u64>,
+    pub stack: Option<String>,
+    /// With the number of reports skipped before it; None inside a back-off window.
+    pub blocked: Option<(BlockedDump, u64)>,
+}
+
+fn int(value: impl Into<u64>) -> AnyValue {
+    AnyValue::Int(i64::try_from(value.into()).unwrap_or(i64::MAX))
+}
+
+/// The OTel mapping of one report.
+pub fn to_event(raw: &HungTaskEvent, snapshot: Snapshot, clock: BootClock) -> Event {
+    let comm = raw.comm().into_owned();
+    let mut attributes: Vec<(&'static str, AnyValue)> = vec![
+        (net::THREAD_ID, int(raw.tid)),
+        (net::THREAD_NAME, comm.clone().into()),
+    ];
+    let pid = if raw.has_task() {
+        Some(raw.tgid)
+    } else {
+        snapshot.tgid
+    };
+    if let Some(pid) = pid {
+        attributes.push((net::PROCESS_PID, int(pid)));
+    }
+    let mut body = format!("task {} ({comm}) blocked in state D", raw.tid);
+    if let Some(secs) = snapshot.timeout_secs {
+        attributes.push((names::HUNG_TASK_TIMEOUT, int(secs)));
+        body.push_str(&format!(" for more than {secs} s"));
+    }
+    if let Some(stack) = snapshot.stack {
+        if let Some(top) = stack.lines().next() {
+            body.push_str(&format!(" in {top}"));
+        }
+        attributes.push((names::TASK_STACK, stack.into()));
+    }
+    if let Some((dump, skipped)) = snapshot.blocked {
+        let noun = if dump.tasks == 1 { "task" } else { "tasks" };
+        body.push_str(&format!("; {} {noun} in state D", dump.tasks));
+        attributes.push((names::BLOCKED_TASKS, int(dump.tasks)));
+        attributes.push((names::BLOCKED_STACKS_OMITTED, int(dump.omitted)));
+        attributes.push((names::BLOCKED_DUMPS_SKIPPED, int(skipped)));
+        if !dump.stacks.is_empty() {
+            attributes.push((names::BLOCKED_STACKS, dump.stacks.into()));
+        }
+    }
+    Event {
+        name: names::HUNG_TASK,
+        tracer: super::NAME,
+        time: clock.to_system_time(raw.ts_ns),
+        severity: Severity::Error,
+        body,
+        attributes,
+        cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huatuo_ebpf::hungtask::FLAG_TASK;
+    use huatuo_semconv::{is_registered, Kind};
+
+    fn report(flags: u32) -> HungTaskEvent {
+        let mut raw = HungTaskEvent::from_bytes(&[0; HungTaskEvent::SIZE]).unwrap();
+        raw.ts_ns = 1_000;
+        raw.tid = 4243;
+        raw.flags = flags;
+        raw.comm[..2].copy_from_slice(b"dd");
+        if flags & FLAG_TASK != 0 {
+            raw.tgid = 4242;
+            raw.cgroup_id = 77;
+        }
+        raw
+    }
+
+    fn attr<'a>(event: &'a Event, key: &str) -> Option<&'a AnyValue> {
+        event
+            .attributes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn parses_a_record_byte_for_byte() {
+        let raw = report(FLAG_TASK);
+        // SAFETY: reading the bytes of a plain-old-data struct.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw as *const HungTaskEvent).cast::<u8>(),
+                HungTaskEvent::SIZE,
+            )
+        };
+        assert_eq!(parse(bytes).unwrap(), raw);
+        assert!(parse(&bytes[..HungTaskEvent::SIZE - 1])
+            .unwrap_err()
+            .contains("expected 48"));
+    }
+
+    #[test]
+    fn maps_a_report_with_its_dump_to_registered_names() {
+        let snapshot = Snapshot {
+            tgid: Some(1),
+            timeout_secs: Some(120),
+            stack: Some("rwsem_down_write_slowpath+0x2a5/0x8d0\ndown_write+0x5b/0x60".into()),
+            blocked: Some((
+                BlockedDump {
+                    tasks: 3,
+                    stacks: "3 tasks: 1 (a), 2 (b), 3 (c)\nf".into(),
+                    omitted: 0,
+                },
+                4,
+            )),
+        };
+        let event = to_event(&report(FLAG_TASK), snapshot, BootClock::now());
+        assert!(is_registered(event.name, Kind::Event));
+        for (key, _) in &event.attributes {
+            assert!(is_registered(key, Kind::Attribute), "{key}");
+        }
+        assert_eq!(event.name, names::HUNG_TASK);
+        assert_eq!(event.severity, Severity::Error);
+        assert_eq!(event.cgroup_id, Some(77));
+        for (key, value) in [
+            (net::THREAD_ID, 4243),
+            // The task's own thread group wins over procfs.
+            (net::PROCESS_PID, 4242),
+            (names::HUNG_TASK_TIMEOUT, 120),
+            (names::BLOCKED_TASKS, 3),
+            (names::BLOCKED_STACKS_OMITTED, 0),
+            (names::BLOCKED_DUMPS_SKIPPED, 4),
+        ] {
+            assert_eq!(attr(&event, key), Some(&AnyValue::Int(value)), "{key}");
+        }
+        assert_eq!(attr(&event, net::THREAD_NAME), Some(&AnyValue::from("dd")));
+        assert_eq!(
+            event.body,
+            "task 4243 (dd) blocked in state D for more than 120 s in \
+             rwsem_down_write_slowpath+0x2a5/0x8d0; 3 tasks in state D"
+        );
+    }
+
+    #[test]
+    fn the_tracepoint_record_leans_on_procfs() {
+        let snapshot = Snapshot {
+            tgid: Some(4242),
+            ..Snapshot::default()
+        };
+        let event = to_event(&report(0), snapshot, BootClock::now());
+        assert_eq!(event.cgroup_id, None);
+        assert_eq!(attr(&event, net::PROCESS_PID), Some(&AnyValue::Int(4242)));
+        for key in [
+            names::HUNG_TASK_TIMEOUT,
+            names::TASK_STACK,
+            names::BLOCKED_TASKS,
+            names::BLOCKED_STACKS,
+        ] {
+            assert_eq!(attr(&event, key), None, "{key}");
+        }
+        assert_eq!(event.body, "task 4243 (dd) blocked in state D");
+    }
+}

@@ -1,0 +1,307 @@
+//! What the record cannot carry, read from procfs while the hung task is still blocked: its
+//! kernel stack, `kernel.hung_task_timeout_secs`, and the stacks of every task in state D.
+//!
+//! `/proc/<tid>/stack` is already symbolized by the kernel and needs no kallsyms work here; it is
+//! readable by root only.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The sysctl whose absence means a kernel without CONFIG_DETECT_HUNG_TASK.
+pub const TIMEOUT_SYSCTL: &str = "sys/kernel/hung_task_timeout_secs";
+
+/// Size bound of the blocked tasks' stacks attribute: a storm of distinct stacks must not make
+/// one log record megabytes long.
+pub const MAX_BLOCKED_BYTES: usize = 64 * 1024;
+
+/// A procfs mount (`/proc`, or a fake tree in tests).
+pub struct Procfs {
+    root: PathBuf,
+}
+
+/// Stacks of the tasks in state D, deduplicated.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BlockedDump {
+    /// Tasks in state D found, whether or not their stacks are in `stacks`.
+    pub tasks: u64,
+    pub stacks: String,
+    /// Tasks found whose stacks are not in `stacks`.
+    pub omitted: u64,
+}
+
+impl Default for Procfs {
+    fn default() -> Self {
+        Self::at("/proc")
+    }
+}
+
+impl Procfs {
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn timeout_secs(&self) -> Option<u64> {
+        read_trimmed(&self.root.join(TIMEOUT_SYSCTL))?.parse().ok()
+    }
+
+    /// The thread group of `tid`, for records of the classic tracepoint, which carry only the tid.
+    pub fn tgid(&self, tid: u32) -> Option<u32> {
+        let status = fs::read_to_string(self.root.join(format!("{tid}/status"))).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// `tid`'s kernel stack, one frame per line; None once it has exited, or if it has no frames
+    /// (running in user space by now). `/proc/<tid>` resolves any thread, not only leaders.
+    pub fn stack(&self, tid: u32) -> Option<String> {
+        read_stack(&self.root.join(format!("{tid}/stack")))
+    }
+
+    /// Every task in state D, with the stacks of at most `max_stacks` of them grouped by identical
+    /// stack (largest group first), the text bounded by [`MAX_BLOCKED_BYTES`].
+    pub fn blocked(&self, max_stacks: usize) -> BlockedDump {
+        let tasks = self.tasks_in_d_state();
+        let mut dump = BlockedDump {
+            tasks: tasks.len() as u64,
+            ..BlockedDump::default()
+        };
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (task_dir, tid, comm) in tasks.iter().take(max_stacks) {
+            match read_stack(&task_dir.join("stack")) {
+                Some(stack) => groups
+                    .entry(stack)
+                    .or_default()
+                    .push(format!("{tid} ({comm})")),
+                None => dump.omitted += 1,
+            }
+        }
+        dump.omitted += tasks.len().saturating_sub(max_stacks) as u64;
+        let mut groups: Vec<(String, Vec<String>)> = groups.into_iter().collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
+        for (stack, members) in groups {
+            let noun = if members.len() == 1 { "task" } else { "tasks" };
+            let block = format!("{} {noun}: {}\n{stack}", members.len(), members.join(", "));
+            let separator = if dump.stacks.is_empty() { 0 } else { 2 };
+            if dump.stacks.len() + separator + block.len() > MAX_BLOCKED_BYTES {
+                dump.omitted += members.len() as u64;
+                continue;
+            }
+            if separator != 0 {
+                dump.stacks.push_str("\n\n");
+            }
+            dump.stacks.push_str(&block);
+        }
+        dump
+    }
+
+    /// (task directory, tid, comm) of every thread in state D, in /proc order.
+    fn tasks_in_d_state(&self) -> Vec<(PathBuf, u32, String)> {
+        let mut found = Vec::new();
+        for process in numeric_entries(&self.root) {
+            for (task_dir, tid) in numeric_entries(&process.0.join("task")) {
+                // Tasks exit while we look: a vanished one is simply not blocked any more.
+                let Ok(stat) = fs::read_to_string(task_dir.join("stat")) else {
+                    continue;
+                };
+                if let Some((comm, 'D')) = parse_stat(&stat) {
+                    found.push((task_dir, tid, comm.to_owned()));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Comm and state from a `/proc/<pid>/stat` line. The comm is in parentheses and may itself
+/// contain ") ", so the state is what follows the last one.
+fn parse_stat(stat: &str) -> Option<(&str, char)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?;
+    let state = stat.get(close + 1..)?.trim_start().chars().next()?;
+    Some((comm, state))
+}
+
+fn numeric_entries(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, u32)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.parse().ok()?;
+            Some((e.path(), id))
+        })
+        .collect();
+    out.sort_by_key(|e| e.1);
+    out
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    Some(fs::read_to_string(path).ok()?.trim().to_owned())
+}
+
+/// A `stack` file without its `[<0>] ` prefixes: the kernel zeroes the addresses for everyone
+/// but root with kptr_restrict, and the symbol+offset is what identifies a frame anyway.
+fn read_stack(path: &Path) -> Option<String> {
+    let raw = fs::read_to_string(path).ok()?;
+    let frames: Vec<&str> = raw
+        .lines()
+        .map(|l| match l.split_once("] ") {
+            Some((prefix, frame)) if prefix.starts_with("[<") => frame,
+            _ => l,
+        })
+        .filter(|f| !f.is_empty())
+        .collect();
+    (!frames.is_empty()).then(|| frames.join("\n"))
+}
+
+/// HuaTuo's back-off for dumps of every blocked task, as a fixed window: a task stuck for hours
+/// is reported at every check, and the host-wide dump would then repeat itself each time.
+pub struct Backoff {
+    window: Duration,
+    last_dump: Option<Instant>,
+    skipped: u64,
+}
+
+impl Backoff {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            last_dump: None,
+            skipped: 0,
+        }
+    }
+
+    /// Whether a report at `now` gets a dump; if so, how many reports were skipped since the
+    /// previous one.
+    pub fn admit(&mut self, now: Instant) -> Option<u64> {
+        let due = self
+            .last_dump
+            .is_none_or(|last| now.duration_since(last) >= self.window);
+        if !due {
+            self.skipped += 1;
+            return None;
+        }
+        self.last_dump = Some(now);
+        Some(std::mem::take(&mut self.skipped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRITER_STACK: &str = "[<0>] rwsem_down_write_slowpath+0x2a5/0x8d0\n\
+                                [<0>] down_write+0x5b/0x60\n\
+                                [<0>] fuse_cache_write_iter+0x5c/0x2a0\n";
+
+    /// A fake /proc with `tasks` as (pid, tid, comm, state, stack).
+    fn fake(tasks: &[(u32, u32, &str, char, &str)]) -> (tempfile::TempDir, Procfs) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("sys/kernel")).unwrap();
+        fs::write(dir.path().join(TIMEOUT_SYSCTL), "120\n").unwrap();
+        for &(pid, tid, comm, state, stack) in tasks {
+            let task = dir.path().join(format!("{pid}/task/{tid}"));
+            fs::create_dir_all(&task).unwrap();
+            let stat = format!("{tid} ({comm}) {state} 1 {pid} 0 0\n");
+            fs::write(task.join("stat"), stat).unwrap();
+            fs::write(task.join("stack"), stack).unwrap();
+            // What /proc/<tid> shows for any thread, leader or not.
+            let by_tid = dir.path().join(tid.to_string());
+            fs::create_dir_all(&by_tid).unwrap();
+            fs::write(by_tid.join("stack"), stack).unwrap();
+            fs::write(
+                by_tid.join("status"),
+                format!("Name:\t{comm}\nTgid:\t{pid}\n"),
+            )
+            .unwrap();
+        }
+        let procfs = Procfs::at(dir.path());
+        (dir, procfs)
+    }
+
+    #[test]
+    fn reads_the_hung_task() {
+        let (_dir, procfs) = fake(&[(10, 11, "dd", 'D', WRITER_STACK)]);
+        assert_eq!(procfs.timeout_secs(), Some(120));
+        assert_eq!(procfs.tgid(11), Some(10));
+        assert_eq!(procfs.stack(12), None, "exited");
+        assert_eq!(
+            procfs.stack(11).as_deref(),
+            Some(
+                "rwsem_down_write_slowpath+0x2a5/0x8d0\ndown_write+0x5b/0x60\n\
+                 fuse_cache_write_iter+0x5c/0x2a0"
+            )
+        );
+    }
+
+    #[test]
+    fn groups_identical_stacks_and_skips_other_states() {
+        let (_dir, procfs) = fake(&[
+            (10, 10, "dd", 'D', WRITER_STACK),
+            (10, 12, "dd worker", 'D', WRITER_STACK),
+            (
+                20,
+                20,
+                "sync) D x",
+                'D',
+                "[<0>] wb_wait_for_completion+0x1/0x2\n",
+            ),
+            (30, 30, "idle", 'S', "[<0>] do_nanosleep+0x1/0x2\n"),
+        ]);
+        let dump = procfs.blocked(32);
+        assert_eq!(dump.tasks, 3);
+        assert_eq!(dump.omitted, 0);
+        assert_eq!(
+            dump.stacks,
+            "2 tasks: 10 (dd), 12 (dd worker)\nrwsem_down_write_slowpath+0x2a5/0x8d0\n\
+             down_write+0x5b/0x60\nfuse_cache_write_iter+0x5c/0x2a0\n\n\
+             1 task: 20 (sync) D x)\nwb_wait_for_completion+0x1/0x2"
+        );
+    }
+
+    #[test]
+    fn bounds_the_tasks_read_and_the_text() {
+        let (_dir, procfs) = fake(&[
+            (10, 10, "a", 'D', WRITER_STACK),
+            (11, 11, "b", 'D', WRITER_STACK),
+            (12, 12, "c", 'D', WRITER_STACK),
+        ]);
+        let dump = procfs.blocked(2);
+        assert_eq!((dump.tasks, dump.omitted), (3, 1));
+        assert!(dump.stacks.starts_with("2 tasks: 10 (a), 11 (b)\n"));
+        assert_eq!(procfs.blocked(0).stacks, "");
+
+        // About 40 KiB each once the prefixes are gone: one fits, not both.
+        let huge = "[<0>] f\n".repeat(MAX_BLOCKED_BYTES * 5 / 16);
+        let (_dir, procfs) = fake(&[
+            (10, 10, "a", 'D', &huge),
+            (11, 11, "b", 'D', "[<0>] g\n"),
+            (12, 12, "c", 'D', &format!("{huge}[<0>] h\n")),
+        ]);
+        let dump = procfs.blocked(32);
+        assert!(dump.stacks.len() <= MAX_BLOCKED_BYTES);
+        assert_eq!((dump.tasks, dump.omitted), (3, 1));
+        assert!(dump.stacks.contains("1 task: 11 (b)\ng"));
+    }
+
+    #[test]
+    fn backoff_dumps_once_per_window_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_secs(600));
+        assert_eq!(backoff.admit(start), Some(0));
+        assert_eq!(backoff.admit(start + Duration::from_secs(120)), None);
+        assert_eq!(backoff.admit(start + Duration::from_secs(240)), None);
+        assert_eq!(backoff.admit(start + Duration::from_secs(600)), Some(2));
+        let mut always = Backoff::new(Duration::ZERO);
+        assert_eq!(always.admit(start), Some(0));
+        assert_eq!(always.admit(start), Some(0));
+    }
+}

@@ -1,0 +1,126 @@
+//! End to end: the real agent, a real OOM kill (a process touching four times the limit of a
+//! throwaway memory cgroup), exported over OTLP gRPC as one `huatuo.oom.kill` event and the kill
+//! counter of that cgroup.
+
+use huatuo_otel_tests::memcg::MemoryCgroup;
+use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, LogView, OtlpReceiver};
+use huatuo_semconv::{is_registered, memory, net, Kind};
+use std::time::Duration;
+
+const LIMIT: u64 = 64 << 20;
+const HOG_BYTES: usize = 256 << 20;
+const OOM_SCORE_ADJ: i32 = 500;
+const WAIT: Duration = Duration::from_secs(30);
+
+fn int(event: &LogView, key: &str) -> i64 {
+    event
+        .attr_i64(key)
+        .unwrap_or_else(|| panic!("no integer {key} in {event:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_kill_arrives_over_otlp() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let cgroup = MemoryCgroup::create("oom-e2e", LIMIT).unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::agent()
+        .unwrap()
+        .args(["run", "--otlp-endpoint", &receiver.grpc_endpoint()])
+        .args(["--disable-tracer", "dropwatch"])
+        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
+        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
+        // Plain log lines, so the oom tracer's own "attached" can be told from other tracers'.
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    agent
+        .wait_for_stderr("tracers::oom: attached", WAIT)
+        .await
+        .unwrap();
+
+    let mut hog = cgroup.spawn_hog(HOG_BYTES, OOM_SCORE_ADJ).unwrap();
+    let signal = tokio::task::block_in_place(|| hog.wait_killed(WAIT)).unwrap();
+    assert_eq!(signal, libc::SIGKILL);
+    let pid = hog.pid().to_string();
+    let path_filter = [(memory::MEMCG_PATH, cgroup.path())];
+    let received = receiver
+        .wait_for(WAIT, "the kill event and the kill counter", |r| {
+            let event = r
+                .logs_with_event(memory::OOM_KILL)
+                .iter()
+                .any(|l| l.matches(&[(memory::OOM_VICTIM_PID, &pid)]));
+            let counted = r.latest_sum(memory::OOM_KILLS, &path_filter);
+            event && counted.is_some()
+        })
+        .await
+        .unwrap();
+
+    let events: Vec<_> = received
+        .logs_with_event(memory::OOM_KILL)
+        .into_iter()
+        .filter(|l| l.matches(&[(memory::OOM_VICTIM_PID, &pid)]))
+        .collect();
+    assert_eq!(events.len(), 1, "{}", received.summary());
+    let event = &events[0];
+    assert_eq!(event.attr_str(memory::MEMCG_PATH), Some(cgroup.path()));
+    assert_eq!(int(event, memory::MEMCG_ID), cgroup.id().unwrap() as i64);
+    assert_eq!(int(event, memory::MEMCG_LIMIT), LIMIT as i64);
+    // The kernel's reading at the kill: the hog had filled the cgroup.
+    let usage = int(event, memory::MEMCG_USAGE);
+    assert!(
+        usage > (LIMIT / 2) as i64 && usage <= LIMIT as i64,
+        "usage {usage}"
+    );
+    assert!(int(event, memory::MEMCG_EVENTS_OOM_KILL) >= 1);
+    assert_eq!(
+        event.attr_str(memory::OOM_TRIGGER_MEMCG_PATH),
+        Some(cgroup.path())
+    );
+    // The hog's own page fault ran out of memory: it triggered the kill it died of.
+    assert_eq!(int(event, net::PROCESS_PID), i64::from(hog.pid()));
+    assert_eq!(
+        event.attr_str(memory::OOM_VICTIM_COMM),
+        event.attr_str(net::THREAD_NAME)
+    );
+    assert_eq!(
+        int(event, memory::OOM_VICTIM_OOM_SCORE_ADJ),
+        i64::from(OOM_SCORE_ADJ)
+    );
+    assert!(int(event, memory::OOM_VICTIM_RSS_ANON) > (LIMIT / 2) as i64);
+    assert!(int(event, memory::HOST_MEMORY_TOTAL) > int(event, memory::HOST_MEMORY_AVAILABLE));
+    assert_eq!(event.severity_number, 17, "severity ERROR");
+    let body = event.body_str().unwrap_or_default();
+    assert!(
+        body.contains(&format!("pid {pid}")) && body.contains(cgroup.path()),
+        "{body}"
+    );
+    eprintln!("victim pid {pid}, limit {LIMIT}, usage at the kill {usage}: {body}");
+
+    // The cgroup is new, so its series counts exactly this kill.
+    assert_eq!(
+        received.latest_sum(memory::OOM_KILLS, &path_filter),
+        Some(1.0),
+        "{}",
+        received.summary()
+    );
+    for name in received.event_names() {
+        assert!(is_registered(&name, Kind::Event), "event {name}");
+    }
+    for name in received.metric_names() {
+        assert!(is_registered(&name, Kind::Metric), "metric {name}");
+    }
+    for key in received.attribute_keys() {
+        assert!(is_registered(&key, Kind::Attribute), "attribute {key}");
+    }
+
+    let status = agent.terminate(WAIT).await.unwrap();
+    assert!(
+        status.success(),
+        "agent exit {status:?}\n{}",
+        agent.stderr()
+    );
+    receiver.stop().await;
+}
