@@ -6,6 +6,7 @@ use crate::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -245,6 +246,35 @@ impl Default for TcpRetransmitConfig {
         }
     }
 }
+
+/// What the supervisor reads from every tracer's section, whatever else the section holds.
+pub trait TracerSection {
+    fn enabled(&self) -> bool;
+    /// Wait between a failure and the next start.
+    fn restart_backoff(&self) -> Duration;
+}
+
+// A macro rather than a shared struct: `#[serde(flatten)]` would lose `deny_unknown_fields`.
+macro_rules! tracer_sections {
+    ($($section:ty),+) => {$(
+        impl TracerSection for $section {
+            fn enabled(&self) -> bool {
+                self.enabled
+            }
+
+            fn restart_backoff(&self) -> Duration {
+                Duration::from_secs(self.restart_backoff_secs)
+            }
+        }
+    )+};
+}
+
+tracer_sections!(
+    DropwatchConfig,
+    OomConfig,
+    HungtaskConfig,
+    TcpRetransmitConfig
+);
 
 impl Config {
     /// Checks what types alone cannot: value ranges and combinations.

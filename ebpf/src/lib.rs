@@ -40,7 +40,7 @@ pub const STAT_COUNTER_MAP_FULL: u32 = 2;
 pub const STAT_SLOTS: u32 = 8;
 
 /// Reads a record of type `T` from the start of `buf`; None if `buf` is shorter.
-fn read_pod<T: aya::Pod>(buf: &[u8]) -> Option<T> {
+pub fn read_pod<T: aya::Pod>(buf: &[u8]) -> Option<T> {
     if buf.len() < std::mem::size_of::<T>() {
         return None;
     }

@@ -151,6 +151,24 @@ impl AgentCommand {
         Ok(Self::new(agent_binary()?))
     }
 
+    /// `huatuo-otel run` exporting metrics every second and logs every 200 ms, so tests wait
+    /// seconds, not minutes; with plain log lines, so a tracer's own "attached" line can be told
+    /// from other tracers' by its target.
+    pub fn run_fast() -> anyhow::Result<Self> {
+        Ok(Self::agent()?
+            .arg("run")
+            .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+            .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
+            .env("NO_COLOR", "1"))
+    }
+
+    /// [`AgentCommand::run_fast`] exporting only over OTLP to `endpoint`.
+    pub fn otlp_only(endpoint: &str) -> anyhow::Result<Self> {
+        Ok(Self::run_fast()?
+            .args(["--otlp-endpoint", endpoint])
+            .env("HUATUO_EXPORTERS__FILE__ENABLED", "false"))
+    }
+
     pub fn new(program: impl Into<PathBuf>) -> Self {
         Self {
             program: program.into(),
@@ -197,6 +215,20 @@ impl AgentCommand {
     pub fn drop_grace(mut self, grace: Duration) -> Self {
         self.drop_grace = grace;
         self
+    }
+
+    /// Spawns the agent and waits until `tracer` has attached its programs: only then does the
+    /// kernel report what a test provokes.
+    pub async fn start_tracer(
+        self,
+        tracer: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<AgentProcess> {
+        let mut agent = self.spawn()?;
+        agent
+            .wait_for_stderr(&format!("tracers::{tracer}: attached"), timeout)
+            .await?;
+        Ok(agent)
     }
 
     /// Starts the program with stdout and stderr captured to files in a temporary directory.

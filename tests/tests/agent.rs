@@ -12,21 +12,14 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn self_telemetry_and_tracer_status_over_otlp() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut agent = AgentCommand::agent()
+    let mut agent = AgentCommand::run_fast()
         .unwrap()
-        .args([
-            "run",
-            "--disable-tracer",
-            "dropwatch",
-            "--otlp-endpoint",
-            &receiver.grpc_endpoint(),
-        ])
+        .args(["--disable-tracer", "dropwatch"])
+        .args(["--otlp-endpoint", &receiver.grpc_endpoint()])
         .arg("--file-dir")
         .arg(out.path())
         .env("HUATUO_AGENT__SELF_TELEMETRY", "true")
         .env("HUATUO_AGENT__REGION", "test-region")
-        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
-        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
         .spawn()
         .unwrap();
     let disabled = [

@@ -98,24 +98,9 @@ async fn drops_carry_container_and_pod_of_real_cgroups() {
         (format!("/machine.slice/libpod-{ID}.scope"), Some("podman"), None, None),
     ];
     let receiver = OtlpReceiver::start().await.unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut agent = AgentCommand::agent()
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args([
-            "run",
-            "--otlp-endpoint",
-            &receiver.grpc_endpoint(),
-            "--file-dir",
-        ])
-        .arg(out.path())
-        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
-        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
-        // Plain log lines, so dropwatch's own "attached" can be told from other tracers'.
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    agent
-        .wait_for_stderr("tracers::dropwatch: attached", WAIT)
+        .start_tracer("dropwatch", WAIT)
         .await
         .unwrap();
 

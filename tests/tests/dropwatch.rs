@@ -6,7 +6,6 @@ use huatuo_otel_tests::{
 };
 use huatuo_semconv::{agent as agent_names, is_registered, net, Kind};
 use std::net::UdpSocket;
-use std::path::Path;
 use std::time::Duration;
 
 const DATAGRAMS: usize = 50;
@@ -34,26 +33,15 @@ fn send_datagrams(port: u16, count: usize) {
     }
 }
 
-/// The agent configured for a test: fast exports, a rate limit above what the test sends.
-fn agent(out_dir: &Path) -> AgentCommand {
-    AgentCommand::agent()
+/// A rate limit above what the test sends; a test may set its own after.
+fn unlimited(command: anyhow::Result<AgentCommand>) -> AgentCommand {
+    command
         .unwrap()
-        .args(["run", "--file-dir"])
-        .arg(out_dir)
-        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
-        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
         .env("HUATUO_TRACERS__DROPWATCH__MAX_EVENTS_PER_SECOND", "10000")
-        // Plain log lines, so dropwatch's own "attached" can be told from other tracers'.
-        .env("NO_COLOR", "1")
 }
 
 async fn started(command: AgentCommand) -> AgentProcess {
-    let mut agent = command.spawn().unwrap();
-    agent
-        .wait_for_stderr("tracers::dropwatch: attached", WAIT)
-        .await
-        .unwrap();
-    agent
+    command.start_tracer("dropwatch", WAIT).await.unwrap()
 }
 
 /// The assertions every transport shares: N events with the right reason, port and pid, the
@@ -132,13 +120,9 @@ async fn drops_over_otlp(protocol: &str) {
         "grpc" => receiver.grpc_endpoint(),
         _ => receiver.http_endpoint(),
     };
-    let out = tempfile::tempdir().unwrap();
-    let mut agent = started(
-        agent(out.path())
-            .args(["--otlp-endpoint", &endpoint, "--otlp-protocol", protocol])
-            .env("HUATUO_EXPORTERS__FILE__ENABLED", "false"),
-    )
-    .await;
+    let mut agent =
+        started(unlimited(AgentCommand::otlp_only(&endpoint)).args(["--otlp-protocol", protocol]))
+            .await;
     // Counts start at attach; take the baseline from an export after it.
     let baseline = receiver
         .wait_for(WAIT, "a metric export after attach", |r| {
@@ -190,7 +174,12 @@ async fn udp_drops_arrive_in_the_local_files() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let mut agent = started(agent(out.path())).await;
+    let mut agent = started(
+        unlimited(AgentCommand::run_fast())
+            .arg("--file-dir")
+            .arg(out.path()),
+    )
+    .await;
     let port = closed_udp_port();
     send_datagrams(port, DATAGRAMS);
     // SIGTERM flushes: everything accepted before it must be in the files afterwards.
@@ -212,11 +201,8 @@ async fn suppressed_drops_are_counted_not_lost() {
         return;
     }
     let receiver = OtlpReceiver::start().await.unwrap();
-    let out = tempfile::tempdir().unwrap();
     let mut agent = started(
-        agent(out.path())
-            .args(["--otlp-endpoint", &receiver.grpc_endpoint()])
-            .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
+        unlimited(AgentCommand::otlp_only(&receiver.grpc_endpoint()))
             .env("HUATUO_TRACERS__DROPWATCH__MAX_EVENTS_PER_SECOND", "2"),
     )
     .await;

@@ -28,22 +28,14 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
     }
     let _detector = HungTaskDetector::with_timeout(2).unwrap();
     let receiver = OtlpReceiver::start().await.unwrap();
-    let mut agent = AgentCommand::agent()
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(["run", "--otlp-endpoint", &receiver.grpc_endpoint()])
         .args(["--disable-tracer", "dropwatch"])
         .args(["--disable-tracer", "tcp_retransmit"])
-        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
-        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
-        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
         // Any task on the host blocked for 2 s is reported too; with no back-off, the report of
         // ours carries the blocked tasks' stacks whatever came first.
         .env("HUATUO_TRACERS__HUNGTASK__BACKOFF_SECS", "0")
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    agent
-        .wait_for_stderr("tracers::hungtask: attached", WAIT)
+        .start_tracer("hungtask", WAIT)
         .await
         .unwrap();
 

@@ -25,19 +25,10 @@ async fn oom_kill_arrives_over_otlp() {
     }
     let cgroup = MemoryCgroup::create("oom-e2e", LIMIT).unwrap();
     let receiver = OtlpReceiver::start().await.unwrap();
-    let mut agent = AgentCommand::agent()
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(["run", "--otlp-endpoint", &receiver.grpc_endpoint()])
         .args(["--disable-tracer", "dropwatch"])
-        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
-        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
-        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
-        // Plain log lines, so the oom tracer's own "attached" can be told from other tracers'.
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    agent
-        .wait_for_stderr("tracers::oom: attached", WAIT)
+        .start_tracer("oom", WAIT)
         .await
         .unwrap();
 

@@ -86,25 +86,15 @@ fn ours(r: &Received, netns_inode: u64, server_port: u16) -> Ours {
 /// The agent exporting to `receiver` every second (metrics) and 200 ms (logs), once the tracer
 /// has attached.
 async fn started(receiver: &OtlpReceiver, max_events_per_second: &str) -> AgentProcess {
-    let mut agent = AgentCommand::agent()
+    AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(["run", "--otlp-endpoint", &receiver.grpc_endpoint()])
-        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
-        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
-        .env("HUATUO_EXPORTERS__BATCH_INTERVAL_MS", "200")
         .env(
             "HUATUO_TRACERS__TCP_RETRANSMIT__MAX_EVENTS_PER_SECOND",
             max_events_per_second,
         )
-        // Plain log lines, so this tracer's own "attached" can be told from other tracers'.
-        .env("NO_COLOR", "1")
-        .spawn()
-        .unwrap();
-    agent
-        .wait_for_stderr("tracers::tcp_retransmit: attached", STARTUP)
+        .start_tracer("tcp_retransmit", STARTUP)
         .await
-        .unwrap();
-    agent
+        .unwrap()
 }
 
 /// The sum of every series of counter `name` in the latest collection that reported it (the

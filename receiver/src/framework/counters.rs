@@ -89,17 +89,9 @@ impl<K: Hash + Eq + Clone> Inner<K> {
 }
 
 /// Reads a program object's loss counters by cause name: its `stats` slots (see
-/// `ebpf/include/huatuo_stats.h`) and the runs the kernel skipped because the attached program
-/// was already running on that CPU (an interrupt hitting it), from the program's fdinfo.
-pub fn read_program_stats(
-    map: &PerCpuArray<MapData, u64>,
-    program: BorrowedFd<'_>,
-) -> anyhow::Result<HashMap<&'static str, u64>> {
-    read_programs_stats(map, &[program])
-}
-
-/// [`read_program_stats`] for an object with several attached programs sharing one `stats`
-/// map: skipped runs are summed over the programs.
+/// `ebpf/include/huatuo_stats.h`) and the runs the kernel skipped because an attached program
+/// was already running on that CPU (an interrupt hitting it), from the programs' fdinfo, summed
+/// over the programs sharing the map.
 pub fn read_programs_stats(
     map: &PerCpuArray<MapData, u64>,
     programs: &[BorrowedFd<'_>],

@@ -2,11 +2,14 @@
 //! keeps every enabled tracer running without letting one failure reach the others.
 
 mod counters;
+mod event;
 mod hook;
 mod status;
 mod supervisor;
 
-pub use counters::{read_program_stats, read_programs_stats, KernelCounters};
+pub use counters::{read_programs_stats, KernelCounters};
+pub(crate) use event::event_tracer;
+pub use event::{drain_records, parse_record, run_event_tracer, EventTracer};
 pub use hook::{take_map, TracepointHook};
 pub use status::{StatusBoard, TracerState};
 pub use supervisor::Supervisor;
@@ -66,7 +69,7 @@ pub trait Tracer: Send + Sync + 'static {
     fn register_metrics(&self, _telemetry: &Telemetry) {}
     /// Runs until `ctx.cancel` fires (returns `Ok`) or the tracer fails (returns `Err`, and is
     /// restarted after its back-off). Returning [`RunError::Unsupported`] stops it for good.
-    fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>>;
+    fn run(self: Arc<Self>, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>>;
 }
 
 #[derive(Debug, thiserror::Error)]

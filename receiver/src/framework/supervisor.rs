@@ -77,7 +77,7 @@ async fn supervise(tracer: Arc<dyn Tracer>, ctx: TracerContext, board: StatusBoa
         board.set_state(name, TracerState::Running);
         tracing::info!(tracer = name, "tracer started");
         // A separate task turns a panic into an error instead of tearing down the supervisor.
-        let outcome = tokio::spawn(tracer.run(ctx.clone())).await;
+        let outcome = tokio::spawn(tracer.clone().run(ctx.clone())).await;
         let failure = match outcome {
             Ok(Ok(())) if ctx.cancel.is_cancelled() => {
                 board.set_state(name, TracerState::Stopped);
@@ -148,7 +148,7 @@ mod tests {
                 _ => Ok(()),
             }
         }
-        fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
+        fn run(self: Arc<Self>, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
             self.runs.fetch_add(1, Ordering::SeqCst);
             let behaviour = self.behaviour;
             Box::pin(async move {

@@ -5,6 +5,8 @@ pub mod hungtask;
 pub mod net;
 pub mod oom;
 pub mod tcp_retransmit;
+#[cfg(test)]
+mod test_support;
 
 use crate::framework::Tracer;
 use std::sync::Arc;

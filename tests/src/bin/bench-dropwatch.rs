@@ -118,22 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let baseline_before = send_storm(closed_udp_port()?, count)?;
 
     let receiver = OtlpReceiver::start().await?;
-    let out = tempfile::tempdir()?;
-    let mut agent = AgentCommand::agent()?
-        .args([
-            "run",
-            "--otlp-endpoint",
-            &receiver.grpc_endpoint(),
-            "--file-dir",
-        ])
-        .arg(out.path())
-        .env("HUATUO_EXPORTERS__FILE__ENABLED", "false")
-        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
-        // Plain log lines, so dropwatch's own "attached" can be told from other tracers'.
-        .env("NO_COLOR", "1")
-        .spawn()?;
-    agent
-        .wait_for_stderr("tracers::dropwatch: attached", WAIT)
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())?
+        .start_tracer("dropwatch", WAIT)
         .await?;
     let pid = agent.pid();
     let drops = [

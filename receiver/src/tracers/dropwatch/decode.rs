@@ -7,18 +7,6 @@ use huatuo_ebpf::dropwatch::{DropwatchEvent, FLAG_NO_L3};
 use huatuo_semconv::net as names;
 use opentelemetry::logs::{AnyValue, Severity};
 
-/// Reads a record as the kernel wrote it. Records of the wrong size (a program/agent mismatch or a
-/// corrupted read) are rejected rather than misread.
-pub fn parse(bytes: &[u8]) -> Result<DropwatchEvent, String> {
-    DropwatchEvent::from_bytes(bytes).ok_or_else(|| {
-        format!(
-            "dropwatch record of {} bytes, expected {}",
-            bytes.len(),
-            DropwatchEvent::SIZE
-        )
-    })
-}
-
 /// Kernel drop reason names, indexed by `enum skb_drop_reason` value.
 #[derive(Default)]
 pub struct ReasonNames {
@@ -127,7 +115,7 @@ pub fn to_event(raw: &DropwatchEvent, ctx: &Context) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use huatuo_semconv::{is_registered, Kind};
+    use crate::tracers::test_support::{assert_registered, expect_attr as attr, reparse};
 
     fn udp_drop() -> DropwatchEvent {
         let mut raw: DropwatchEvent = unsafe { std::mem::zeroed() };
@@ -161,27 +149,12 @@ mod tests {
         ])
     }
 
-    fn attr<'a>(event: &'a Event, key: &str) -> &'a AnyValue {
-        &event
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .unwrap_or_else(|| panic!("no {key}"))
-            .1
-    }
-
     #[test]
     fn parses_a_record_byte_for_byte() {
-        let raw = udp_drop();
-        let size = std::mem::size_of::<DropwatchEvent>();
-        // SAFETY: reading the bytes of a plain-old-data struct.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((&raw as *const DropwatchEvent).cast::<u8>(), size)
-        };
-        let parsed = parse(bytes).unwrap();
+        let (parsed, short) = reparse(&udp_drop());
         assert_eq!(parsed.dport, 9);
         assert_eq!(parsed.pid, 1234);
-        assert!(parse(&bytes[..size - 1]).unwrap_err().contains("expected"));
+        assert!(short.contains("expected"), "{short}");
     }
 
     #[test]
@@ -195,13 +168,7 @@ mod tests {
         };
         let event = to_event(&udp_drop(), &ctx);
         assert_eq!(event.name, names::SKB_DROP);
-        assert!(is_registered(event.name, Kind::Event));
-        for (key, _) in &event.attributes {
-            assert!(
-                is_registered(key, Kind::Attribute),
-                "{key} is not registered in semconv"
-            );
-        }
+        assert_registered(&event);
         assert_eq!(
             attr(&event, names::SKB_DROP_REASON),
             &AnyValue::from("NO_SOCKET")

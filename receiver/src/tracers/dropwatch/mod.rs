@@ -7,26 +7,22 @@
 mod decode;
 
 use crate::framework::{
-    read_program_stats, take_map, KernelCounters, RunError, TracepointHook, Tracer, TracerContext,
-    TracerKind, Unsupported,
+    event_tracer, take_map, EventTracer, KernelCounters, RunError, TracepointHook, TracerContext,
 };
 use crate::kernel::{BootClock, KernelEnv};
 use crate::ksyms::KernelSymbols;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Event, Telemetry};
 use crate::tracers::net;
 use anyhow::Context as _;
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{PerCpuArray, PerCpuHashMap};
 use aya::{Ebpf, EbpfLoader};
 use decode::ReasonNames;
-use futures::future::BoxFuture;
-use huatuo_config::{Config, ProtocolFilter};
-use huatuo_ebpf::dropwatch::{self as abi, DropCountKey};
+use huatuo_config::{Config, DropwatchConfig, ProtocolFilter};
+use huatuo_ebpf::dropwatch::{self as abi, DropCountKey, DropwatchEvent};
 use huatuo_semconv::net as names;
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
-use std::os::fd::AsFd;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 pub const NAME: &str = "dropwatch";
 
@@ -45,25 +41,16 @@ pub struct Dropwatch {
     reasons: Arc<OnceLock<ReasonNames>>,
 }
 
-impl Tracer for Dropwatch {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+event_tracer!(Dropwatch);
 
-    fn kind(&self) -> TracerKind {
-        TracerKind::Event
-    }
+impl EventTracer for Dropwatch {
+    const NAME: &'static str = NAME;
+    const HOOKS: &'static [TracepointHook] = &[HOOK];
+    type Section = DropwatchConfig;
+    type Record = DropwatchEvent;
 
-    fn enabled(&self, config: &Config) -> bool {
-        config.tracers.dropwatch.enabled
-    }
-
-    fn restart_backoff(&self, config: &Config) -> Duration {
-        Duration::from_secs(config.tracers.dropwatch.restart_backoff_secs)
-    }
-
-    fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
-        HOOK.probe(kernel)
+    fn section(config: &Config) -> &DropwatchConfig {
+        &config.tracers.dropwatch
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
@@ -103,47 +90,56 @@ impl Tracer for Dropwatch {
             .build();
     }
 
-    fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
-        let counts = self.counts.clone();
-        let reasons = self.reasons.clone();
-        Box::pin(async move {
-            let reasons = reasons.get_or_init(|| load_reason_names(&ctx.kernel));
-            let mut ebpf = load(&ctx)?;
-            let (attach, program) = HOOK.attach(&mut ebpf, &ctx.kernel)?;
-            tracing::info!(tracer = NAME, attach, "attached");
+    /// Loads the object. `EbpfLoader::new` parses the kernel's BTF for CO-RE relocation
+    /// (~15 MiB); it is freed when the loader goes out of scope here, before anything else parses
+    /// it again.
+    fn load(&self, ctx: &TracerContext) -> Result<Ebpf, RunError> {
+        let config = &ctx.config.tracers.dropwatch;
+        let filter_l4_proto: u8 = match config.protocol_filter {
+            ProtocolFilter::All => 0,
+            ProtocolFilter::Tcp => 6,
+            ProtocolFilter::Udp => 17,
+        };
+        let per_cpu = ctx.kernel.per_cpu_rate(config.max_events_per_second);
+        EbpfLoader::new()
+            .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
+            .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
+            .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
+            .load(huatuo_ebpf::DROPWATCH)
+            .context("loading the dropwatch BPF object")
+            .map_err(RunError::Failed)
+    }
 
-            let (ring, by_reason, by_key, stats) = take_maps(&mut ebpf)?;
-            counts.attach(move || Ok(abi::read_counts(&by_reason, &by_key)?));
-            ctx.stats
-                .kernel
-                .attach(move || read_program_stats(&stats, program.as_fd()));
+    fn start<'a>(
+        &'a self,
+        ebpf: &mut Ebpf,
+        ctx: &'a TracerContext,
+    ) -> anyhow::Result<impl FnMut(DropwatchEvent) -> Event + Send + 'a> {
+        let by_reason: PerCpuArray<_, abi::DropReasonCounts> =
+            PerCpuArray::try_from(take_map(ebpf, abi::DROP_COUNTS_BY_REASON_MAP)?)?;
+        let by_key = PerCpuHashMap::try_from(take_map(ebpf, abi::DROP_COUNTS_MAP)?)?;
+        self.counts
+            .attach(move || Ok(abi::read_counts(&by_reason, &by_key)?));
 
-            let symbols = KernelSymbols::load()
-                .inspect_err(|e| tracing::warn!(tracer = NAME, error = %e, "drop locations stay unsymbolized"))
-                .ok();
+        let symbols = KernelSymbols::load()
+            .inspect_err(
+                |e| tracing::warn!(tracer = NAME, error = %e, "drop locations stay unsymbolized"),
+            )
+            .ok();
+        let reasons = self.reasons.get_or_init(|| load_reason_names(&ctx.kernel));
+        let clock = BootClock::now();
+        Ok(move |raw: DropwatchEvent| {
             let decode_ctx = decode::Context {
                 reasons,
                 symbols: symbols.as_ref(),
-                clock: BootClock::now(),
+                clock,
             };
-            let result =
-                crate::ringbuf::drain(ring, &ctx.cancel, |bytes| match decode::parse(bytes) {
-                    Ok(raw) => {
-                        ctx.stats.record_received();
-                        ctx.telemetry.emit(decode::to_event(&raw, &decode_ctx));
-                    }
-                    Err(e) => {
-                        ctx.stats.decode_error();
-                        tracing::warn!(tracer = NAME, error = %e, "undecodable record");
-                    }
-                })
-                .await;
-            // Keep the final kernel counts before the maps (and programs) go away with `ebpf`.
-            counts.detach();
-            ctx.stats.kernel.detach();
-            drop(ebpf);
-            result.map_err(RunError::Failed)
+            decode::to_event(&raw, &decode_ctx)
         })
+    }
+
+    fn stop(&self) {
+        self.counts.detach();
     }
 }
 
@@ -169,40 +165,4 @@ fn load_reason_names(kernel: &KernelEnv) -> ReasonNames {
             ReasonNames::default()
         }
     }
-}
-
-/// Loads the object. `EbpfLoader::new` parses the kernel's BTF for CO-RE relocation (~15 MiB);
-/// it is freed when the loader goes out of scope here, before anything else parses it again.
-fn load(ctx: &TracerContext) -> Result<Ebpf, RunError> {
-    let config = &ctx.config.tracers.dropwatch;
-    let filter_l4_proto: u8 = match config.protocol_filter {
-        ProtocolFilter::All => 0,
-        ProtocolFilter::Tcp => 6,
-        ProtocolFilter::Udp => 17,
-    };
-    let per_cpu = ctx.kernel.per_cpu_rate(config.max_events_per_second);
-    EbpfLoader::new()
-        .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
-        .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
-        .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
-        .load(huatuo_ebpf::DROPWATCH)
-        .context("loading the dropwatch BPF object")
-        .map_err(RunError::Failed)
-}
-
-type Maps = (
-    RingBuf<MapData>,
-    PerCpuArray<MapData, abi::DropReasonCounts>,
-    PerCpuHashMap<MapData, DropCountKey, u64>,
-    PerCpuArray<MapData, u64>,
-);
-
-fn take_maps(ebpf: &mut Ebpf) -> anyhow::Result<Maps> {
-    let mut take = |name: &str| take_map(ebpf, name);
-    Ok((
-        RingBuf::try_from(take(huatuo_ebpf::EVENTS_MAP)?)?,
-        PerCpuArray::try_from(take(abi::DROP_COUNTS_BY_REASON_MAP)?)?,
-        PerCpuHashMap::try_from(take(abi::DROP_COUNTS_MAP)?)?,
-        PerCpuArray::try_from(take(huatuo_ebpf::STATS_MAP)?)?,
-    ))
 }

@@ -8,17 +8,6 @@ use opentelemetry::logs::{AnyValue, Severity};
 
 use super::procfs::BlockedDump;
 
-/// Reads a record as the kernel wrote it; records of the wrong size are rejected, not misread.
-pub fn parse(bytes: &[u8]) -> Result<HungTaskEvent, String> {
-    HungTaskEvent::from_bytes(bytes).ok_or_else(|| {
-        format!(
-            "hungtask record of {} bytes, expected {}",
-            bytes.len(),
-            HungTaskEvent::SIZE
-        )
-    })
-}
-
 /// What procfs said about one report.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -84,8 +73,8 @@ pub fn to_event(raw: &HungTaskEvent, snapshot: Snapshot, clock: BootClock) -> Ev
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracers::test_support::{assert_registered, attr, reparse};
     use huatuo_ebpf::hungtask::FLAG_TASK;
-    use huatuo_semconv::{is_registered, Kind};
 
     fn report(flags: u32) -> HungTaskEvent {
         let mut raw = HungTaskEvent::from_bytes(&[0; HungTaskEvent::SIZE]).unwrap();
@@ -100,28 +89,12 @@ mod tests {
         raw
     }
 
-    fn attr<'a>(event: &'a Event, key: &str) -> Option<&'a AnyValue> {
-        event
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-    }
-
     #[test]
     fn parses_a_record_byte_for_byte() {
         let raw = report(FLAG_TASK);
-        // SAFETY: reading the bytes of a plain-old-data struct.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&raw as *const HungTaskEvent).cast::<u8>(),
-                HungTaskEvent::SIZE,
-            )
-        };
-        assert_eq!(parse(bytes).unwrap(), raw);
-        assert!(parse(&bytes[..HungTaskEvent::SIZE - 1])
-            .unwrap_err()
-            .contains("expected 48"));
+        let (parsed, short) = reparse(&raw);
+        assert_eq!(parsed, raw);
+        assert!(short.contains("expected 48"), "{short}");
     }
 
     #[test]
@@ -140,10 +113,7 @@ mod tests {
             )),
         };
         let event = to_event(&report(FLAG_TASK), snapshot, BootClock::now());
-        assert!(is_registered(event.name, Kind::Event));
-        for (key, _) in &event.attributes {
-            assert!(is_registered(key, Kind::Attribute), "{key}");
-        }
+        assert_registered(&event);
         assert_eq!(event.name, names::HUNG_TASK);
         assert_eq!(event.severity, Severity::Error);
         assert_eq!(event.cgroup_id, Some(77));

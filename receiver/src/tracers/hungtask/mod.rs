@@ -11,21 +11,19 @@ mod decode;
 mod procfs;
 
 use crate::framework::{
-    read_program_stats, take_map, KernelCounters, RunError, TracepointHook, Tracer, TracerContext,
-    TracerKind, Unsupported,
+    event_tracer, take_map, EventTracer, KernelCounters, RunError, TracepointHook, TracerContext,
+    Unsupported,
 };
 use crate::kernel::{BootClock, KernelEnv};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Event, Telemetry};
 use anyhow::Context as _;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::PerCpuArray;
 use aya::Ebpf;
-use futures::future::BoxFuture;
-use huatuo_config::Config;
-use huatuo_ebpf::hungtask as abi;
+use huatuo_config::{Config, HungtaskConfig};
+use huatuo_ebpf::hungtask::{self as abi, HungTaskEvent};
 use huatuo_semconv::sched as names;
 use procfs::{Backoff, Procfs};
 use std::collections::HashMap;
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,21 +45,16 @@ pub struct Hungtask {
     hangs: Arc<KernelCounters<()>>,
 }
 
-impl Tracer for Hungtask {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+event_tracer!(Hungtask);
 
-    fn kind(&self) -> TracerKind {
-        TracerKind::Event
-    }
+impl EventTracer for Hungtask {
+    const NAME: &'static str = NAME;
+    const HOOKS: &'static [TracepointHook] = &[HOOK];
+    type Section = HungtaskConfig;
+    type Record = HungTaskEvent;
 
-    fn enabled(&self, config: &Config) -> bool {
-        config.tracers.hungtask.enabled
-    }
-
-    fn restart_backoff(&self, config: &Config) -> Duration {
-        Duration::from_secs(config.tracers.hungtask.restart_backoff_secs)
+    fn section(config: &Config) -> &HungtaskConfig {
+        &config.tracers.hungtask
     }
 
     /// The tracepoint exists whenever the scheduler does; the detector firing it does not.
@@ -92,69 +85,44 @@ impl Tracer for Hungtask {
             .build();
     }
 
-    fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
-        let hangs = self.hangs.clone();
-        Box::pin(async move {
-            let mut ebpf = Ebpf::load(huatuo_ebpf::HUNGTASK)
-                .context("loading the hungtask BPF object")
-                .map_err(RunError::Failed)?;
-            let (attach, program) = HOOK.attach(&mut ebpf, &ctx.kernel)?;
-            tracing::info!(tracer = NAME, attach, "attached");
+    fn load(&self, _ctx: &TracerContext) -> Result<Ebpf, RunError> {
+        Ebpf::load(huatuo_ebpf::HUNGTASK)
+            .context("loading the hungtask BPF object")
+            .map_err(RunError::Failed)
+    }
 
-            let (ring, count_map, stats) = take_maps(&mut ebpf)?;
-            hangs.attach(move || Ok(HashMap::from([((), abi::read_hangs(&count_map)?)])));
-            ctx.stats
-                .kernel
-                .attach(move || read_program_stats(&stats, program.as_fd()));
+    fn start<'a>(
+        &'a self,
+        ebpf: &mut Ebpf,
+        ctx: &'a TracerContext,
+    ) -> anyhow::Result<impl FnMut(HungTaskEvent) -> Event + Send + 'a> {
+        let count_map = PerCpuArray::try_from(take_map(ebpf, abi::HANGS_MAP)?)?;
+        self.hangs
+            .attach(move || Ok(HashMap::from([((), abi::read_hangs(&count_map)?)])));
 
-            let config = &ctx.config.tracers.hungtask;
-            let max_stacks = config.max_blocked_stacks as usize;
-            let mut backoff = Backoff::new(Duration::from_secs(config.backoff_secs));
-            let procfs = Procfs::default();
-            let clock = BootClock::now();
-            let result =
-                crate::ringbuf::drain(ring, &ctx.cancel, |bytes| match decode::parse(bytes) {
-                    Ok(raw) => {
-                        ctx.stats.record_received();
-                        let snapshot = decode::Snapshot {
-                            tgid: if raw.has_task() {
-                                None
-                            } else {
-                                procfs.tgid(raw.tid)
-                            },
-                            timeout_secs: procfs.timeout_secs(),
-                            stack: procfs.stack(raw.tid),
-                            blocked: backoff
-                                .admit(Instant::now())
-                                .map(|skipped| (procfs.blocked(max_stacks), skipped)),
-                        };
-                        ctx.telemetry.emit(decode::to_event(&raw, snapshot, clock));
-                    }
-                    Err(e) => {
-                        ctx.stats.decode_error();
-                        tracing::warn!(tracer = NAME, error = %e, "undecodable record");
-                    }
-                })
-                .await;
-            // Keep the final counts before the maps (and programs) go away with `ebpf`.
-            hangs.detach();
-            ctx.stats.kernel.detach();
-            drop(ebpf);
-            result.map_err(RunError::Failed)
+        let config = &ctx.config.tracers.hungtask;
+        let max_stacks = config.max_blocked_stacks as usize;
+        let mut backoff = Backoff::new(Duration::from_secs(config.backoff_secs));
+        let procfs = Procfs::default();
+        let clock = BootClock::now();
+        Ok(move |raw: HungTaskEvent| {
+            let snapshot = decode::Snapshot {
+                tgid: if raw.has_task() {
+                    None
+                } else {
+                    procfs.tgid(raw.tid)
+                },
+                timeout_secs: procfs.timeout_secs(),
+                stack: procfs.stack(raw.tid),
+                blocked: backoff
+                    .admit(Instant::now())
+                    .map(|skipped| (procfs.blocked(max_stacks), skipped)),
+            };
+            decode::to_event(&raw, snapshot, clock)
         })
     }
-}
 
-type Maps = (
-    RingBuf<MapData>,
-    PerCpuArray<MapData, u64>,
-    PerCpuArray<MapData, u64>,
-);
-
-fn take_maps(ebpf: &mut Ebpf) -> anyhow::Result<Maps> {
-    Ok((
-        RingBuf::try_from(take_map(ebpf, huatuo_ebpf::EVENTS_MAP)?)?,
-        PerCpuArray::try_from(take_map(ebpf, abi::HANGS_MAP)?)?,
-        PerCpuArray::try_from(take_map(ebpf, huatuo_ebpf::STATS_MAP)?)?,
-    ))
+    fn stop(&self) {
+        self.hangs.detach();
+    }
 }

@@ -8,18 +8,6 @@ use huatuo_semconv::{memory as names, net};
 use opentelemetry::logs::{AnyValue, Severity};
 use opentelemetry::KeyValue;
 
-/// Reads a record as the kernel wrote it. Records of the wrong size (a program/agent mismatch or
-/// a corrupted read) are rejected rather than misread.
-pub fn parse(bytes: &[u8]) -> Result<OomEvent, String> {
-    OomEvent::from_bytes(bytes).ok_or_else(|| {
-        format!(
-            "oom record of {} bytes, expected {}",
-            bytes.len(),
-            OomEvent::SIZE
-        )
-    })
-}
-
 /// Kernel counts are u64; OTel integers are i64, and no real size or count reaches 2^63.
 fn int(value: impl Into<u64>) -> AnyValue {
     AnyValue::Int(i64::try_from(value.into()).unwrap_or(i64::MAX))
@@ -128,8 +116,8 @@ pub fn to_event(raw: &OomEvent, snapshot: &Snapshot, clock: BootClock) -> Event 
 mod tests {
     use super::super::snapshot::{meminfo, MemcgStats};
     use super::*;
+    use crate::tracers::test_support::{assert_registered, attr, reparse};
     use huatuo_ebpf::oom::{FLAG_VICTIM_DETAILS, FLAG_VICTIM_TASK};
-    use huatuo_semconv::{is_registered, Kind};
 
     fn comm(text: &str) -> [u8; 16] {
         let mut out = [0; 16];
@@ -179,35 +167,12 @@ mod tests {
         }
     }
 
-    fn attr<'a>(event: &'a Event, key: &str) -> Option<&'a AnyValue> {
-        event
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-    }
-
-    fn assert_registered(event: &Event) {
-        assert!(is_registered(event.name, Kind::Event));
-        for (key, _) in &event.attributes {
-            assert!(
-                is_registered(key, Kind::Attribute),
-                "{key} is not registered in semconv"
-            );
-        }
-    }
-
     #[test]
     fn parses_a_record_byte_for_byte() {
         let raw = kill();
-        // SAFETY: reading the bytes of a plain-old-data struct.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((&raw as *const OomEvent).cast::<u8>(), OomEvent::SIZE)
-        };
-        assert_eq!(parse(bytes).unwrap(), raw);
-        assert!(parse(&bytes[..OomEvent::SIZE - 1])
-            .unwrap_err()
-            .contains("expected 144"));
+        let (parsed, short) = reparse(&raw);
+        assert_eq!(parsed, raw);
+        assert!(short.contains("expected 144"), "{short}");
     }
 
     #[test]

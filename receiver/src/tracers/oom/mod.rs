@@ -7,24 +7,17 @@
 mod decode;
 mod snapshot;
 
-use crate::framework::{
-    read_program_stats, take_map, RunError, TracepointHook, Tracer, TracerContext, TracerKind,
-    Unsupported,
-};
-use crate::kernel::{BootClock, KernelEnv};
-use crate::telemetry::Telemetry;
+use crate::framework::{event_tracer, EventTracer, RunError, TracepointHook, TracerContext};
+use crate::kernel::BootClock;
+use crate::telemetry::{Event, Telemetry};
 use anyhow::Context as _;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::{Ebpf, EbpfLoader};
-use futures::future::BoxFuture;
-use huatuo_config::Config;
-use huatuo_ebpf::oom as abi;
+use huatuo_config::{Config, OomConfig};
+use huatuo_ebpf::oom::{self as abi, OomEvent};
 use huatuo_semconv::memory as names;
 use opentelemetry::metrics::{Counter, Meter};
 use snapshot::{MemoryHierarchy, Snapshotter};
-use std::os::fd::AsFd;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 pub const NAME: &str = "oom";
 
@@ -56,92 +49,56 @@ impl Oom {
     }
 }
 
-impl Tracer for Oom {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+event_tracer!(Oom);
 
-    fn kind(&self) -> TracerKind {
-        TracerKind::Event
-    }
+impl EventTracer for Oom {
+    const NAME: &'static str = NAME;
+    const HOOKS: &'static [TracepointHook] = &[HOOK];
+    type Section = OomConfig;
+    type Record = OomEvent;
 
-    fn enabled(&self, config: &Config) -> bool {
-        config.tracers.oom.enabled
-    }
-
-    fn restart_backoff(&self, config: &Config) -> Duration {
-        Duration::from_secs(config.tracers.oom.restart_backoff_secs)
-    }
-
-    fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
-        HOOK.probe(kernel)
+    fn section(config: &Config) -> &OomConfig {
+        &config.tracers.oom
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
         self.kills(&telemetry.meter);
     }
 
-    fn run(&self, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>> {
+    fn load(&self, _ctx: &TracerContext) -> Result<Ebpf, RunError> {
+        // SAFETY: sysconf has no preconditions.
+        let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page_shift: u32 = u64::try_from(page_size)
+            .ok()
+            .filter(|size| size.is_power_of_two())
+            .context("sysconf(_SC_PAGESIZE) returned no page size")?
+            .trailing_zeros();
+        EbpfLoader::new()
+            .override_global(abi::GLOBAL_PAGE_SHIFT, &page_shift, true)
+            .load(huatuo_ebpf::OOM)
+            .context("loading the oom BPF object")
+            .map_err(RunError::Failed)
+    }
+
+    fn start<'a>(
+        &'a self,
+        _ebpf: &mut Ebpf,
+        ctx: &'a TracerContext,
+    ) -> anyhow::Result<impl FnMut(OomEvent) -> Event + Send + 'a> {
         let kills = self.kills(&ctx.telemetry.meter);
-        Box::pin(async move {
-            let mut ebpf = load()?;
-            let (attach, program) = HOOK.attach(&mut ebpf, &ctx.kernel)?;
-            tracing::info!(tracer = NAME, attach, "attached");
-
-            let (ring, stats) = take_maps(&mut ebpf)?;
-            ctx.stats
-                .kernel
-                .attach(move || read_program_stats(&stats, program.as_fd()));
-
-            let hierarchy = MemoryHierarchy::detect();
-            if hierarchy.is_none() {
-                tracing::warn!(
-                    tracer = NAME,
-                    "no memory cgroup controller mounted: kills carry no memory cgroup"
-                );
-            }
-            let snapshots = Snapshotter::new(hierarchy);
-            let clock = BootClock::now();
-            let result =
-                crate::ringbuf::drain(ring, &ctx.cancel, |bytes| match decode::parse(bytes) {
-                    Ok(raw) => {
-                        ctx.stats.record_received();
-                        let snapshot = snapshots.take(&raw);
-                        kills.add(1, &decode::counter_attributes(&snapshot));
-                        ctx.telemetry.emit(decode::to_event(&raw, &snapshot, clock));
-                    }
-                    Err(e) => {
-                        ctx.stats.decode_error();
-                        tracing::warn!(tracer = NAME, error = %e, "undecodable record");
-                    }
-                })
-                .await;
-            // Keep the final loss counts before the maps (and programs) go away with `ebpf`.
-            ctx.stats.kernel.detach();
-            drop(ebpf);
-            result.map_err(RunError::Failed)
+        let hierarchy = MemoryHierarchy::detect();
+        if hierarchy.is_none() {
+            tracing::warn!(
+                tracer = NAME,
+                "no memory cgroup controller mounted: kills carry no memory cgroup"
+            );
+        }
+        let snapshots = Snapshotter::new(hierarchy);
+        let clock = BootClock::now();
+        Ok(move |raw: OomEvent| {
+            let snapshot = snapshots.take(&raw);
+            kills.add(1, &decode::counter_attributes(&snapshot));
+            decode::to_event(&raw, &snapshot, clock)
         })
     }
-}
-
-fn load() -> Result<Ebpf, RunError> {
-    // SAFETY: sysconf has no preconditions.
-    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page_shift: u32 = u64::try_from(page_size)
-        .ok()
-        .filter(|size| size.is_power_of_two())
-        .context("sysconf(_SC_PAGESIZE) returned no page size")?
-        .trailing_zeros();
-    EbpfLoader::new()
-        .override_global(abi::GLOBAL_PAGE_SHIFT, &page_shift, true)
-        .load(huatuo_ebpf::OOM)
-        .context("loading the oom BPF object")
-        .map_err(RunError::Failed)
-}
-
-fn take_maps(ebpf: &mut Ebpf) -> anyhow::Result<(RingBuf<MapData>, PerCpuArray<MapData, u64>)> {
-    Ok((
-        RingBuf::try_from(take_map(ebpf, huatuo_ebpf::EVENTS_MAP)?)?,
-        PerCpuArray::try_from(take_map(ebpf, huatuo_ebpf::STATS_MAP)?)?,
-    ))
 }

@@ -9,18 +9,6 @@ use huatuo_semconv::net as names;
 use opentelemetry::logs::{AnyValue, Severity};
 use opentelemetry::KeyValue;
 
-/// Reads a record as the kernel wrote it. Records of the wrong size (a program/agent mismatch or a
-/// corrupted read) are rejected rather than misread.
-pub fn parse(bytes: &[u8]) -> Result<TcpRetransmitEvent, String> {
-    TcpRetransmitEvent::from_bytes(bytes).ok_or_else(|| {
-        format!(
-            "tcp_retransmit record of {} bytes, expected {}",
-            bytes.len(),
-            TcpRetransmitEvent::SIZE
-        )
-    })
-}
-
 fn kind_name(kind: Option<Kind>) -> &'static str {
     match kind {
         Some(Kind::Data) => "data",
@@ -102,6 +90,7 @@ pub fn to_event(raw: &TcpRetransmitEvent, clock: BootClock) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracers::test_support::{assert_registered, attr, reparse};
     use huatuo_ebpf::net::{FAMILY_INET, FAMILY_INET6};
     use huatuo_semconv::{is_registered, Kind as NameKind};
     use std::net::Ipv6Addr;
@@ -126,36 +115,11 @@ mod tests {
         raw
     }
 
-    fn attr<'a>(event: &'a Event, key: &str) -> Option<&'a AnyValue> {
-        event
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|e| &e.1)
-    }
-
-    fn assert_registered(event: &Event) {
-        assert!(is_registered(event.name, NameKind::Event));
-        for (key, _) in &event.attributes {
-            assert!(
-                is_registered(key, NameKind::Attribute),
-                "{key} is not registered in semconv"
-            );
-        }
-    }
-
     #[test]
     fn parses_a_record_byte_for_byte() {
         let raw = data_timeout();
-        // SAFETY: reading the bytes of a plain-old-data struct.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&raw as *const TcpRetransmitEvent).cast::<u8>(),
-                TcpRetransmitEvent::SIZE,
-            )
-        };
-        assert_eq!(parse(bytes).unwrap(), raw);
-        let short = parse(&bytes[..TcpRetransmitEvent::SIZE - 1]).unwrap_err();
+        let (parsed, short) = reparse(&raw);
+        assert_eq!(parsed, raw);
         assert!(short.contains("expected 64"), "{short}");
     }
 

@@ -1,0 +1,182 @@
+//! What every event tracer shares, so that one is only its specifics: the object it loads, the
+//! maps of its own it reads, and how a record becomes an event.
+//!
+//! An event tracer's object attaches on one or more [`TracepointHook`]s, submits fixed-size
+//! records to the `events` ring buffer and counts its losses in the `stats` map.
+
+use super::{
+    read_programs_stats, take_map, RunError, TracepointHook, TracerContext, TracerStats,
+    Unsupported,
+};
+use crate::kernel::KernelEnv;
+use crate::telemetry::{Event, Telemetry};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::Ebpf;
+use huatuo_config::{Config, TracerSection};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub trait EventTracer: Send + Sync + Sized + 'static {
+    const NAME: &'static str;
+    /// All attached, or the tracer does not run: a hook missing would silently undercount.
+    const HOOKS: &'static [TracepointHook];
+    type Section: TracerSection;
+    /// One ring buffer record, as the kernel lays it out.
+    type Record: aya::Pod;
+
+    fn section(config: &Config) -> &Self::Section;
+
+    /// Checks, without loading anything, that the kernel offers what the tracer needs.
+    fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
+        Self::HOOKS.iter().try_for_each(|hook| hook.probe(kernel))
+    }
+
+    /// See [`super::Tracer::register_metrics`].
+    fn register_metrics(&self, _telemetry: &Telemetry) {}
+
+    fn load(&self, ctx: &TracerContext) -> Result<Ebpf, RunError>;
+
+    /// Called once the hooks are attached: takes the tracer's own maps and starts reading its
+    /// counters, then returns what turns each record into an event.
+    fn start<'a>(
+        &'a self,
+        ebpf: &mut Ebpf,
+        ctx: &'a TracerContext,
+    ) -> anyhow::Result<impl FnMut(Self::Record) -> Event + Send + 'a>;
+
+    /// Keeps the final values of the counters [`EventTracer::start`] began reading, before the
+    /// maps go away.
+    fn stop(&self) {}
+}
+
+/// Implements [`super::Tracer`] for an [`EventTracer`]. A macro, not a blanket impl, so the
+/// "attached" line is logged from the tracer's own module: its target names the tracer.
+macro_rules! event_tracer {
+    ($tracer:ty) => {
+        impl $crate::framework::Tracer for $tracer {
+            fn name(&self) -> &'static str {
+                <$tracer as $crate::framework::EventTracer>::NAME
+            }
+
+            fn kind(&self) -> $crate::framework::TracerKind {
+                $crate::framework::TracerKind::Event
+            }
+
+            fn enabled(&self, config: &huatuo_config::Config) -> bool {
+                huatuo_config::TracerSection::enabled(
+                    <$tracer as $crate::framework::EventTracer>::section(config),
+                )
+            }
+
+            fn restart_backoff(&self, config: &huatuo_config::Config) -> std::time::Duration {
+                huatuo_config::TracerSection::restart_backoff(
+                    <$tracer as $crate::framework::EventTracer>::section(config),
+                )
+            }
+
+            fn probe(
+                &self,
+                kernel: &$crate::kernel::KernelEnv,
+            ) -> Result<(), $crate::framework::Unsupported> {
+                $crate::framework::EventTracer::probe(self, kernel)
+            }
+
+            fn register_metrics(&self, telemetry: &$crate::telemetry::Telemetry) {
+                $crate::framework::EventTracer::register_metrics(self, telemetry)
+            }
+
+            fn run(
+                self: std::sync::Arc<Self>,
+                ctx: $crate::framework::TracerContext,
+            ) -> futures::future::BoxFuture<'static, Result<(), $crate::framework::RunError>> {
+                Box::pin($crate::framework::run_event_tracer(self, ctx, |attach| {
+                    tracing::info!(
+                        tracer = <$tracer as $crate::framework::EventTracer>::NAME,
+                        attach,
+                        "attached"
+                    )
+                }))
+            }
+        }
+    };
+}
+pub(crate) use event_tracer;
+
+/// Load → attach → read counters → log "attached" → drain the ring buffer until cancelled → keep final counts.
+pub async fn run_event_tracer<T: EventTracer>(
+    tracer: Arc<T>,
+    ctx: TracerContext,
+    log_attached: impl FnOnce(&str),
+) -> Result<(), RunError> {
+    let mut ebpf = tracer.load(&ctx)?;
+    let mut modes = Vec::with_capacity(T::HOOKS.len());
+    let mut programs = Vec::with_capacity(T::HOOKS.len());
+    for hook in T::HOOKS {
+        let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
+        modes.push(mode);
+        programs.push(program);
+    }
+
+    let ring = RingBuf::try_from(take_map(&mut ebpf, huatuo_ebpf::EVENTS_MAP)?)
+        .map_err(anyhow::Error::from)?;
+    let stats: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(take_map(&mut ebpf, huatuo_ebpf::STATS_MAP)?)
+            .map_err(anyhow::Error::from)?;
+    ctx.stats.kernel.attach(move || {
+        let fds: Vec<BorrowedFd<'_>> = programs.iter().map(|fd| fd.as_fd()).collect();
+        read_programs_stats(&stats, &fds)
+    });
+
+    let result = match tracer.start(&mut ebpf, &ctx) {
+        Ok(mut to_event) => {
+            // Only now, with every counter reading its map: whoever waits for this line (the
+            // e2e tests do) then sees everything the kernel counts from here on.
+            log_attached(&modes.join(","));
+            drain_records(T::NAME, ring, &ctx.cancel, &ctx.stats, |record| {
+                ctx.telemetry.emit(to_event(record))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    // Keep the final kernel counts before the maps (and programs) go away with `ebpf`.
+    tracer.stop();
+    ctx.stats.kernel.detach();
+    drop(ebpf);
+    result.map_err(RunError::Failed)
+}
+
+/// Hands every record of type `R` to `on_record` until `cancel` fires, counting records received
+/// and those too short to decode.
+pub async fn drain_records<R: aya::Pod>(
+    tracer: &'static str,
+    ring: RingBuf<MapData>,
+    cancel: &CancellationToken,
+    stats: &TracerStats,
+    mut on_record: impl FnMut(R),
+) -> anyhow::Result<()> {
+    crate::ringbuf::drain(ring, cancel, |bytes| match parse_record(tracer, bytes) {
+        Ok(record) => {
+            stats.record_received();
+            on_record(record);
+        }
+        Err(e) => {
+            stats.decode_error();
+            tracing::warn!(tracer, error = %e, "undecodable record");
+        }
+    })
+    .await
+}
+
+/// Reads a record as the kernel wrote it. Records too short (a program/agent mismatch or a
+/// corrupted read) are rejected rather than misread.
+pub fn parse_record<R: aya::Pod>(tracer: &str, bytes: &[u8]) -> Result<R, String> {
+    huatuo_ebpf::read_pod(bytes).ok_or_else(|| {
+        format!(
+            "{tracer} record of {} bytes, expected {}",
+            bytes.len(),
+            std::mem::size_of::<R>()
+        )
+    })
+}
