@@ -679,6 +679,26 @@ impl Received {
     }
 
     /// A compact description for failure messages: what arrived, not what was expected.
+    /// Panics unless every event, metric, attribute and resource attribute name received is
+    /// registered in `huatuo_semconv`: code must emit names only through that registry.
+    pub fn assert_names_registered(&self) {
+        use huatuo_semconv::{is_registered, Kind};
+        let checks = [
+            (Kind::Event, self.event_names()),
+            (Kind::Metric, self.metric_names()),
+            (Kind::Attribute, self.attribute_keys()),
+            (Kind::ResourceAttribute, self.resource_attribute_keys()),
+        ];
+        for (kind, names) in checks {
+            for name in names {
+                assert!(
+                    is_registered(&name, kind),
+                    "{kind:?} {name} is not registered in semconv"
+                );
+            }
+        }
+    }
+
     pub fn summary(&self) -> String {
         // Enough names to recognise a misspelling without burying the message.
         const MAX_NAMES: usize = 40;

@@ -1,6 +1,7 @@
 //! Attribution with real cgroups: a process placed in cgroups named the way docker, containerd,
 //! CRI-O and kubelet name them drops a packet, and the exported event names its container and pod.
 
+use huatuo_otel_tests::cgroup::unified_root;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver};
 use huatuo_semconv::{container as names, net};
 use std::net::UdpSocket;
@@ -11,19 +12,6 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(30);
 const ID: &str = "5e1f0c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0";
 const UID: &str = "7c3e2a10-1b2c-4d5e-8f90-a1b2c3d4e5f6";
-
-/// The unified (v2) hierarchy, where the kernel's cgroup ids live; hybrid hosts mount it apart.
-fn unified_root() -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
-        })
-        .min_by_key(|p| p.as_os_str().len())
-        .expect("a cgroup2 hierarchy is mounted")
-}
 
 /// Cgroup directories created for one case, removed (deepest first) even when the test fails.
 struct CgroupTree {
@@ -104,7 +92,7 @@ async fn drops_carry_container_and_pod_of_real_cgroups() {
         .await
         .unwrap();
 
-    let root = unified_root();
+    let root = unified_root().unwrap();
     for (path, runtime, pod_uid, qos) in &cases {
         let tree = CgroupTree::create(&root, path);
         let port = UdpSocket::bind("127.0.0.1:0")

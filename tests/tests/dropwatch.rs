@@ -4,7 +4,7 @@
 use huatuo_otel_tests::{
     jsonl, require_root_and_bpf, AgentCommand, AgentProcess, OtlpReceiver, Received,
 };
-use huatuo_semconv::{agent as agent_names, is_registered, net, Kind};
+use huatuo_semconv::{agent as agent_names, net};
 use std::net::UdpSocket;
 use std::time::Duration;
 
@@ -85,30 +85,7 @@ fn check_drops(received: &Received, port: u16, counter_before: f64) {
         received.summary()
     );
 
-    for name in received.event_names() {
-        assert!(
-            is_registered(&name, Kind::Event),
-            "event {name} is not registered in semconv"
-        );
-    }
-    for name in received.metric_names() {
-        assert!(
-            is_registered(&name, Kind::Metric),
-            "metric {name} is not registered in semconv"
-        );
-    }
-    for key in received.attribute_keys() {
-        assert!(
-            is_registered(&key, Kind::Attribute),
-            "attribute {key} is not registered in semconv"
-        );
-    }
-    for key in received.resource_attribute_keys() {
-        assert!(
-            is_registered(&key, Kind::ResourceAttribute),
-            "resource attribute {key} is not registered in semconv"
-        );
-    }
+    received.assert_names_registered();
 }
 
 async fn drops_over_otlp(protocol: &str) {

@@ -6,7 +6,7 @@
 use huatuo_otel_tests::cgroup::own_cgroup_id;
 use huatuo_otel_tests::dstate::{DStateTasks, HungTaskDetector};
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, LogView, OtlpReceiver};
-use huatuo_semconv::{is_registered, net, sched, Kind};
+use huatuo_semconv::{net, sched};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -99,15 +99,7 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
 
     let reports = received.latest_sum(sched::HUNG_TASKS, &[]).unwrap();
     assert!(reports >= events.len() as f64, "counter {reports}");
-    for name in received.event_names() {
-        assert!(is_registered(&name, Kind::Event), "event {name}");
-    }
-    for name in received.metric_names() {
-        assert!(is_registered(&name, Kind::Metric), "metric {name}");
-    }
-    for key in received.attribute_keys() {
-        assert!(is_registered(&key, Kind::Attribute), "attribute {key}");
-    }
+    received.assert_names_registered();
 
     let status = agent.terminate(WAIT).await.unwrap();
     assert!(

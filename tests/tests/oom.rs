@@ -4,7 +4,7 @@
 
 use huatuo_otel_tests::memcg::MemoryCgroup;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, LogView, OtlpReceiver};
-use huatuo_semconv::{is_registered, memory, net, Kind};
+use huatuo_semconv::{memory, net};
 use std::time::Duration;
 
 const LIMIT: u64 = 64 << 20;
@@ -97,15 +97,7 @@ async fn oom_kill_arrives_over_otlp() {
         "{}",
         received.summary()
     );
-    for name in received.event_names() {
-        assert!(is_registered(&name, Kind::Event), "event {name}");
-    }
-    for name in received.metric_names() {
-        assert!(is_registered(&name, Kind::Metric), "metric {name}");
-    }
-    for key in received.attribute_keys() {
-        assert!(is_registered(&key, Kind::Attribute), "attribute {key}");
-    }
+    received.assert_names_registered();
 
     let status = agent.terminate(WAIT).await.unwrap();
     assert!(

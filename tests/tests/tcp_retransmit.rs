@@ -16,7 +16,7 @@ use huatuo_otel_tests::netns::NetNs;
 use huatuo_otel_tests::{
     require_root_and_bpf, AgentCommand, AgentProcess, LogView, OtlpReceiver, Received,
 };
-use huatuo_semconv::{agent as agent_names, is_registered, net, Kind};
+use huatuo_semconv::{agent as agent_names, net};
 
 /// Bound on the agent's start (it parses the kernel's BTF once per hook).
 const STARTUP: Duration = Duration::from_secs(10);
@@ -205,24 +205,7 @@ async fn retransmits_arrive_over_otlp_and_are_counted() {
         assert_eq!(event.attr_str(net::TCP_RETRANSMIT_REASON), Some("timeout"));
     }
 
-    for name in received.event_names() {
-        assert!(
-            is_registered(&name, Kind::Event),
-            "event {name} is not registered"
-        );
-    }
-    for name in received.metric_names() {
-        assert!(
-            is_registered(&name, Kind::Metric),
-            "metric {name} is not registered"
-        );
-    }
-    for key in received.attribute_keys() {
-        assert!(
-            is_registered(&key, Kind::Attribute),
-            "attribute {key} is not registered"
-        );
-    }
+    received.assert_names_registered();
     let (data_after, synack_after) = counted(&received);
     eprintln!(
         "connection :{client_port} -> :{server_port}: {} data and {} SYN-ACK retransmit events; \
