@@ -11,6 +11,9 @@ const TRACEFS_CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/
 pub struct KernelEnv {
     pub release: String,
     tracefs: Option<PathBuf>,
+    /// Held while a tracer loads and attaches: each load parses the kernel's BTF (~15-25 MiB
+    /// transient), and tracers starting together would otherwise multiply the agent's peak RSS.
+    pub load_gate: tokio::sync::Mutex<()>,
 }
 
 impl KernelEnv {
@@ -22,6 +25,7 @@ impl KernelEnv {
                 .map(Path::new)
                 .find(|p| p.join("events").is_dir())
                 .map(Path::to_path_buf),
+            load_gate: tokio::sync::Mutex::new(()),
         }
     }
 

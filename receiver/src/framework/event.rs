@@ -109,6 +109,7 @@ pub async fn run_event_tracer<T: EventTracer>(
     ctx: TracerContext,
     log_attached: impl FnOnce(&str),
 ) -> Result<(), RunError> {
+    let loading = ctx.kernel.load_gate.lock().await;
     let mut ebpf = tracer.load(&ctx)?;
     let mut modes = Vec::with_capacity(T::HOOKS.len());
     let mut programs = Vec::with_capacity(T::HOOKS.len());
@@ -128,7 +129,16 @@ pub async fn run_event_tracer<T: EventTracer>(
         read_programs_stats(&stats, &fds)
     });
 
-    let result = match tracer.start(&mut ebpf, &ctx) {
+    let started = tracer.start(&mut ebpf, &ctx);
+    // Loading freed tens of MiB (kernel BTF, kallsyms text) that glibc would keep mapped; give
+    // it back once per start, so the agent's steady RSS is what it uses (~28 vs ~40 MiB).
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    drop(loading);
+    let result = match started {
         Ok(mut to_event) => {
             // Only now, with every counter reading its map: whoever waits for this line (the
             // e2e tests do) then sees everything the kernel counts from here on.

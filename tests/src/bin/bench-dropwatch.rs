@@ -65,7 +65,9 @@ fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
 
 /// (run_cnt, run_time_ns) summed over the BPF programs the process holds, from fdinfo.
 fn bpf_prog_stats(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let (mut runs, mut nanos) = (0, 0);
+    // The agent may hold several fds of one program (it keeps one for its own statistics):
+    // count each program once, by id.
+    let mut programs = std::collections::HashMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
         let Ok(info) = std::fs::read_to_string(entry?.path()) else {
             continue;
@@ -79,10 +81,14 @@ fn bpf_prog_stats(pid: u32) -> anyhow::Result<(u64, u64)> {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
         };
-        runs += field("run_cnt:");
-        nanos += field("run_time_ns:");
+        programs.insert(
+            field("prog_id:"),
+            (field("run_cnt:"), field("run_time_ns:")),
+        );
     }
-    Ok((runs, nanos))
+    Ok(programs
+        .values()
+        .fold((0, 0), |(runs, nanos), (r, n)| (runs + r, nanos + n)))
 }
 
 /// Turns on kernel BPF run-time accounting for the benchmark and restores the previous value.
