@@ -142,6 +142,7 @@ pub struct TracersConfig {
     pub tcp_retransmit: TcpRetransmitConfig,
     pub oom: OomConfig,
     pub hungtask: HungtaskConfig,
+    pub netdev_txqueue_timeout: NetdevTxqueueTimeoutConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +223,25 @@ impl Default for HungtaskConfig {
     }
 }
 
+/// Transmit queue timeouts. No rate limit: the watchdog reports a device at most once per
+/// `watchdog_timeo` (seconds), and only before resetting it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetdevTxqueueTimeoutConfig {
+    pub enabled: bool,
+    /// Wait before restarting the tracer after a failure.
+    pub restart_backoff_secs: u64,
+}
+
+impl Default for NetdevTxqueueTimeoutConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            restart_backoff_secs: 10,
+        }
+    }
+}
+
 /// TCP retransmits. Every one is counted in the kernel; events are rate limited because
 /// retransmits come in storms when a path or peer fails.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +293,7 @@ tracer_sections!(
     DropwatchConfig,
     OomConfig,
     HungtaskConfig,
+    NetdevTxqueueTimeoutConfig,
     TcpRetransmitConfig
 );
 

@@ -12,6 +12,7 @@ pub mod hungtask;
 #[cfg(test)]
 mod layout;
 pub mod net;
+pub mod netdev_txqueue_timeout;
 pub mod oom;
 pub mod tcp_retransmit;
 

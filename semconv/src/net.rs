@@ -1,4 +1,5 @@
-//! Networking: packet drops (dropwatch), TCP retransmits (tcp_retransmit).
+//! Networking: packet drops (dropwatch), TCP retransmits (tcp_retransmit), transmit queue
+//! timeouts (netdev_txqueue_timeout).
 
 names! {
     /// A packet freed by the kernel as dropped (`skb:kfree_skb`).
@@ -47,4 +48,12 @@ names! {
     Attribute TCP_RETRANSMIT_REASON = "huatuo.tcp.retransmit.reason", "string";
     /// Every TCP retransmit, counted in the kernel, by kind, reason, TCP state and network type.
     Metric TCP_RETRANSMITS = "huatuo.tcp.retransmits", "counter {retransmit}";
+    /// A transmit queue the netdev watchdog found stopped for longer than the device's `watchdog_timeo` (`net:net_dev_xmit_timeout`); the driver is reset next.
+    Event NETDEV_TXQUEUE_TIMEOUT = "huatuo.netdev.txqueue_timeout", "event";
+    /// Index of the device's transmit queue concerned.
+    Attribute NETDEV_TXQUEUE_INDEX = "huatuo.netdev.txqueue.index", "int";
+    /// Kernel driver bound to the device (`virtio_net`, `ixgbe`), empty when none is.
+    Attribute NETDEV_DRIVER = "huatuo.netdev.driver", "string";
+    /// Transmit queue timeouts, by interface.
+    Metric NETDEV_TXQUEUE_TIMEOUTS = "huatuo.netdev.txqueue_timeouts", "counter {timeout}";
 }

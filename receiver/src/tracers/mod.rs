@@ -3,6 +3,7 @@
 pub mod dropwatch;
 pub mod hungtask;
 pub mod net;
+pub mod netdev_txqueue_timeout;
 pub mod oom;
 pub mod tcp_retransmit;
 #[cfg(test)]
@@ -18,5 +19,6 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(oom::Oom::default()),
         Arc::new(hungtask::Hungtask::default()),
         Arc::new(tcp_retransmit::TcpRetransmit::default()),
+        Arc::new(netdev_txqueue_timeout::NetdevTxqueueTimeout::default()),
     ]
 }
