@@ -220,6 +220,12 @@ pub struct LogView {
 attribute_accessors!(LogView);
 
 impl LogView {
+    /// The integer attribute `key`, or a panic that shows the whole record.
+    pub fn expect_i64(&self, key: &str) -> i64 {
+        self.attr_i64(key)
+            .unwrap_or_else(|| panic!("no integer {key} in {self:?}"))
+    }
+
     pub fn body_str(&self) -> Option<&str> {
         self.body.as_ref().and_then(AttrValue::as_str)
     }

@@ -15,12 +15,6 @@ fn reports_writer(event: &LogView, tid: &str) -> bool {
     event.matches(&[(net::THREAD_ID, tid)])
 }
 
-fn int(event: &LogView, key: &str) -> i64 {
-    event
-        .attr_i64(key)
-        .unwrap_or_else(|| panic!("no integer {key} in {event:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_in_state_d_is_reported_with_its_stack() {
     if !require_root_and_bpf() {
@@ -65,12 +59,15 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
         .filter(|l| reports_writer(l, &tid))
         .collect();
     let event = &events[0];
-    assert_eq!(int(event, net::PROCESS_PID), i64::from(std::process::id()));
+    assert_eq!(
+        event.expect_i64(net::PROCESS_PID),
+        i64::from(std::process::id())
+    );
     assert_eq!(event.attr_str(net::THREAD_NAME), Some("dstate-writer2"));
-    assert_eq!(int(event, sched::HUNG_TASK_TIMEOUT), 2);
+    assert_eq!(event.expect_i64(sched::HUNG_TASK_TIMEOUT), 2);
     assert_eq!(event.severity_number, 17, "severity ERROR");
     assert_eq!(
-        int(event, net::CGROUP_ID),
+        event.expect_i64(net::CGROUP_ID),
         own_cgroup_id().unwrap() as i64,
         "the hung task's cgroup (this test's)"
     );
@@ -84,7 +81,7 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
             .any(|f| stack.contains(f)),
         "stack of a writer waiting for the inode lock:\n{stack}"
     );
-    assert!(int(event, sched::BLOCKED_TASKS) >= 1);
+    assert!(event.expect_i64(sched::BLOCKED_TASKS) >= 1);
     let blocked = event.attr_str(sched::BLOCKED_STACKS).unwrap_or_default();
     assert!(
         blocked.contains(&format!("{tid} (dstate-writer2)")),

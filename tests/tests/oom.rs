@@ -3,7 +3,7 @@
 //! counter of that cgroup.
 
 use huatuo_otel_tests::memcg::MemoryCgroup;
-use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, LogView, OtlpReceiver};
+use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver};
 use huatuo_semconv::{memory, net};
 use std::time::Duration;
 
@@ -11,12 +11,6 @@ const LIMIT: u64 = 64 << 20;
 const HOG_BYTES: usize = 256 << 20;
 const OOM_SCORE_ADJ: i32 = 500;
 const WAIT: Duration = Duration::from_secs(30);
-
-fn int(event: &LogView, key: &str) -> i64 {
-    event
-        .attr_i64(key)
-        .unwrap_or_else(|| panic!("no integer {key} in {event:?}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oom_kill_arrives_over_otlp() {
@@ -57,31 +51,37 @@ async fn oom_kill_arrives_over_otlp() {
     assert_eq!(events.len(), 1, "{}", received.summary());
     let event = &events[0];
     assert_eq!(event.attr_str(memory::MEMCG_PATH), Some(cgroup.path()));
-    assert_eq!(int(event, memory::MEMCG_ID), cgroup.id().unwrap() as i64);
-    assert_eq!(int(event, memory::MEMCG_LIMIT), LIMIT as i64);
+    assert_eq!(
+        event.expect_i64(memory::MEMCG_ID),
+        cgroup.id().unwrap() as i64
+    );
+    assert_eq!(event.expect_i64(memory::MEMCG_LIMIT), LIMIT as i64);
     // The kernel's reading at the kill: the hog had filled the cgroup.
-    let usage = int(event, memory::MEMCG_USAGE);
+    let usage = event.expect_i64(memory::MEMCG_USAGE);
     assert!(
         usage > (LIMIT / 2) as i64 && usage <= LIMIT as i64,
         "usage {usage}"
     );
-    assert!(int(event, memory::MEMCG_EVENTS_OOM_KILL) >= 1);
+    assert!(event.expect_i64(memory::MEMCG_EVENTS_OOM_KILL) >= 1);
     assert_eq!(
         event.attr_str(memory::OOM_TRIGGER_MEMCG_PATH),
         Some(cgroup.path())
     );
     // The hog's own page fault ran out of memory: it triggered the kill it died of.
-    assert_eq!(int(event, net::PROCESS_PID), i64::from(hog.pid()));
+    assert_eq!(event.expect_i64(net::PROCESS_PID), i64::from(hog.pid()));
     assert_eq!(
         event.attr_str(memory::OOM_VICTIM_COMM),
         event.attr_str(net::THREAD_NAME)
     );
     assert_eq!(
-        int(event, memory::OOM_VICTIM_OOM_SCORE_ADJ),
+        event.expect_i64(memory::OOM_VICTIM_OOM_SCORE_ADJ),
         i64::from(OOM_SCORE_ADJ)
     );
-    assert!(int(event, memory::OOM_VICTIM_RSS_ANON) > (LIMIT / 2) as i64);
-    assert!(int(event, memory::HOST_MEMORY_TOTAL) > int(event, memory::HOST_MEMORY_AVAILABLE));
+    assert!(event.expect_i64(memory::OOM_VICTIM_RSS_ANON) > (LIMIT / 2) as i64);
+    assert!(
+        event.expect_i64(memory::HOST_MEMORY_TOTAL)
+            > event.expect_i64(memory::HOST_MEMORY_AVAILABLE)
+    );
     assert_eq!(event.severity_number, 17, "severity ERROR");
     let body = event.body_str().unwrap_or_default();
     assert!(

@@ -5,10 +5,11 @@
 //! are folded into carried totals that later runs add to.
 
 use aya::maps::{MapData, PerCpuArray};
+use opentelemetry::metrics::{Counter, Meter};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::os::fd::BorrowedFd;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 type Reader<K> = Box<dyn FnMut() -> anyhow::Result<HashMap<K, u64>> + Send>;
 
@@ -113,6 +114,38 @@ pub fn read_programs_stats(
         totals.insert(cause, per_cpu.iter().sum());
     }
     Ok(totals)
+}
+
+/// A counter instrument a tracer records into from user space. It is built on first use and
+/// kept by the tracer object, not the run, so its cumulative total survives restarts.
+pub struct UserCounter {
+    name: &'static str,
+    description: &'static str,
+    unit: &'static str,
+    instrument: OnceLock<Counter<u64>>,
+}
+
+impl UserCounter {
+    pub const fn new(name: &'static str, description: &'static str, unit: &'static str) -> Self {
+        Self {
+            name,
+            description,
+            unit,
+            instrument: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self, meter: &Meter) -> Counter<u64> {
+        self.instrument
+            .get_or_init(|| {
+                meter
+                    .u64_counter(self.name)
+                    .with_description(self.description)
+                    .with_unit(self.unit)
+                    .build()
+            })
+            .clone()
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ mod hook;
 mod status;
 mod supervisor;
 
-pub use counters::{read_programs_stats, KernelCounters};
+pub use counters::{read_programs_stats, KernelCounters, UserCounter};
 pub(crate) use event::event_tracer;
 pub use event::{drain_records, parse_record, run_event_tracer, EventTracer};
 pub use hook::{take_map, TracepointHook};

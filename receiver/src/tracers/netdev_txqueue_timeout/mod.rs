@@ -8,7 +8,9 @@
 
 mod decode;
 
-use crate::framework::{event_tracer, EventTracer, RunError, TracepointHook, TracerContext};
+use crate::framework::{
+    event_tracer, EventTracer, RunError, TracepointHook, TracerContext, UserCounter,
+};
 use crate::kernel::BootClock;
 use crate::telemetry::{Event, Telemetry};
 use anyhow::Context as _;
@@ -16,9 +18,7 @@ use aya::Ebpf;
 use huatuo_config::{Config, NetdevTxqueueTimeoutConfig};
 use huatuo_ebpf::netdev_txqueue_timeout::{self as abi, TxqTimeoutEvent};
 use huatuo_semconv::net as names;
-use opentelemetry::metrics::{Counter, Meter};
 use opentelemetry::KeyValue;
-use std::sync::OnceLock;
 
 pub const NAME: &str = "netdev_txqueue_timeout";
 
@@ -31,22 +31,19 @@ const HOOK: TracepointHook = TracepointHook {
     name: abi::TRACEPOINT_NAME,
 };
 
-#[derive(Default)]
 pub struct NetdevTxqueueTimeout {
-    timeouts: OnceLock<Counter<u64>>,
+    timeouts: UserCounter,
 }
 
-impl NetdevTxqueueTimeout {
-    fn timeouts(&self, meter: &Meter) -> Counter<u64> {
-        self.timeouts
-            .get_or_init(|| {
-                meter
-                    .u64_counter(names::NETDEV_TXQUEUE_TIMEOUTS)
-                    .with_description("Transmit queue timeouts, by interface")
-                    .with_unit("{timeout}")
-                    .build()
-            })
-            .clone()
+impl Default for NetdevTxqueueTimeout {
+    fn default() -> Self {
+        Self {
+            timeouts: UserCounter::new(
+                names::NETDEV_TXQUEUE_TIMEOUTS,
+                "Transmit queue timeouts, by interface",
+                "{timeout}",
+            ),
+        }
     }
 }
 
@@ -63,7 +60,7 @@ impl EventTracer for NetdevTxqueueTimeout {
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
-        self.timeouts(&telemetry.meter);
+        self.timeouts.get(&telemetry.meter);
     }
 
     fn load(&self, _ctx: &TracerContext) -> Result<Ebpf, RunError> {
@@ -77,7 +74,7 @@ impl EventTracer for NetdevTxqueueTimeout {
         _ebpf: &mut Ebpf,
         ctx: &'a TracerContext,
     ) -> anyhow::Result<impl FnMut(TxqTimeoutEvent) -> Event + Send + 'a> {
-        let timeouts = self.timeouts(&ctx.telemetry.meter);
+        let timeouts = self.timeouts.get(&ctx.telemetry.meter);
         let clock = BootClock::now();
         Ok(move |raw: TxqTimeoutEvent| {
             let interface = KeyValue::new(names::NETWORK_INTERFACE_NAME, raw.dev().into_owned());

@@ -7,7 +7,9 @@
 mod decode;
 mod snapshot;
 
-use crate::framework::{event_tracer, EventTracer, RunError, TracepointHook, TracerContext};
+use crate::framework::{
+    event_tracer, EventTracer, RunError, TracepointHook, TracerContext, UserCounter,
+};
 use crate::kernel::BootClock;
 use crate::telemetry::{Event, Telemetry};
 use anyhow::Context as _;
@@ -15,9 +17,7 @@ use aya::{Ebpf, EbpfLoader};
 use huatuo_config::{Config, OomConfig};
 use huatuo_ebpf::oom::{self as abi, OomEvent};
 use huatuo_semconv::memory as names;
-use opentelemetry::metrics::{Counter, Meter};
 use snapshot::{MemoryHierarchy, Snapshotter};
-use std::sync::OnceLock;
 
 pub const NAME: &str = "oom";
 
@@ -30,22 +30,19 @@ const HOOK: TracepointHook = TracepointHook {
     name: abi::TRACEPOINT_NAME,
 };
 
-#[derive(Default)]
 pub struct Oom {
-    kills: OnceLock<Counter<u64>>,
+    kills: UserCounter,
 }
 
-impl Oom {
-    fn kills(&self, meter: &Meter) -> Counter<u64> {
-        self.kills
-            .get_or_init(|| {
-                meter
-                    .u64_counter(names::OOM_KILLS)
-                    .with_description("OOM kills, by the victim's memory cgroup")
-                    .with_unit("{kill}")
-                    .build()
-            })
-            .clone()
+impl Default for Oom {
+    fn default() -> Self {
+        Self {
+            kills: UserCounter::new(
+                names::OOM_KILLS,
+                "OOM kills, by the victim's memory cgroup",
+                "{kill}",
+            ),
+        }
     }
 }
 
@@ -62,7 +59,7 @@ impl EventTracer for Oom {
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
-        self.kills(&telemetry.meter);
+        self.kills.get(&telemetry.meter);
     }
 
     fn load(&self, _ctx: &TracerContext) -> Result<Ebpf, RunError> {
@@ -85,7 +82,7 @@ impl EventTracer for Oom {
         _ebpf: &mut Ebpf,
         ctx: &'a TracerContext,
     ) -> anyhow::Result<impl FnMut(OomEvent) -> Event + Send + 'a> {
-        let kills = self.kills(&ctx.telemetry.meter);
+        let kills = self.kills.get(&ctx.telemetry.meter);
         let hierarchy = MemoryHierarchy::detect();
         if hierarchy.is_none() {
             tracing::warn!(
