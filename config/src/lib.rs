@@ -6,9 +6,11 @@
 
 mod error;
 mod schema;
+mod tracers;
 
 pub use error::ConfigError;
 pub use schema::*;
+pub use tracers::*;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;

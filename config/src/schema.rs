@@ -3,10 +3,10 @@
 //! `huatuo-otel.default.toml` (a test keeps the two equal).
 
 use crate::ConfigError;
+use crate::TracersConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -135,168 +135,6 @@ impl Default for OtlpExporterConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct TracersConfig {
-    pub dropwatch: DropwatchConfig,
-    pub tcp_retransmit: TcpRetransmitConfig,
-    pub oom: OomConfig,
-    pub hungtask: HungtaskConfig,
-    pub netdev_txqueue_timeout: NetdevTxqueueTimeoutConfig,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProtocolFilter {
-    All,
-    Tcp,
-    Udp,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DropwatchConfig {
-    pub enabled: bool,
-    /// Which drops become log events; every drop is counted whatever the filter.
-    pub protocol_filter: ProtocolFilter,
-    /// Log events per second across all CPUs (0 = unlimited); drops beyond it are counted as suppressed.
-    pub max_events_per_second: u32,
-    /// Kernel-to-agent ring buffer size; a power of two, at least 4 KiB.
-    pub ring_buffer_kib: u32,
-    /// Wait before restarting the tracer after a failure.
-    pub restart_backoff_secs: u64,
-}
-
-impl Default for DropwatchConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            protocol_filter: ProtocolFilter::All,
-            max_events_per_second: 100,
-            ring_buffer_kib: 256,
-            restart_backoff_secs: 10,
-        }
-    }
-}
-
-/// OOM kills. No rate limit: the kernel kills at most a few tasks per OOM.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OomConfig {
-    pub enabled: bool,
-    /// Wait before restarting the tracer after a failure.
-    pub restart_backoff_secs: u64,
-}
-
-impl Default for OomConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            restart_backoff_secs: 10,
-        }
-    }
-}
-
-/// Hung tasks. Reports are rare (one per blocked task per check interval), so there is no rate
-/// limit; the expensive part, the stacks of every blocked task, is backed off instead.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HungtaskConfig {
-    pub enabled: bool,
-    /// Wait before restarting the tracer after a failure.
-    pub restart_backoff_secs: u64,
-    /// Stacks of tasks in state D read per report, at most (0 = only the hung task's own).
-    pub max_blocked_stacks: u32,
-    /// After a report carrying the blocked tasks' stacks, later reports within this many seconds
-    /// carry none (0 = every report does).
-    pub backoff_secs: u64,
-}
-
-impl Default for HungtaskConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            restart_backoff_secs: 10,
-            max_blocked_stacks: 32,
-            backoff_secs: 600,
-        }
-    }
-}
-
-/// Transmit queue timeouts. No rate limit: the watchdog reports a device at most once per
-/// `watchdog_timeo` (seconds), and only before resetting it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetdevTxqueueTimeoutConfig {
-    pub enabled: bool,
-    /// Wait before restarting the tracer after a failure.
-    pub restart_backoff_secs: u64,
-}
-
-impl Default for NetdevTxqueueTimeoutConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            restart_backoff_secs: 10,
-        }
-    }
-}
-
-/// TCP retransmits. Every one is counted in the kernel; events are rate limited because
-/// retransmits come in storms when a path or peer fails.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TcpRetransmitConfig {
-    pub enabled: bool,
-    /// Log events per second across all CPUs (0 = unlimited); retransmits beyond it are counted as suppressed.
-    pub max_events_per_second: u32,
-    /// Kernel-to-agent ring buffer size; a power of two, at least 4 KiB.
-    pub ring_buffer_kib: u32,
-    /// Wait before restarting the tracer after a failure.
-    pub restart_backoff_secs: u64,
-}
-
-impl Default for TcpRetransmitConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_events_per_second: 100,
-            ring_buffer_kib: 64,
-            restart_backoff_secs: 10,
-        }
-    }
-}
-
-/// What the supervisor reads from every tracer's section, whatever else the section holds.
-pub trait TracerSection {
-    fn enabled(&self) -> bool;
-    /// Wait between a failure and the next start.
-    fn restart_backoff(&self) -> Duration;
-}
-
-// A macro rather than a shared struct: `#[serde(flatten)]` would lose `deny_unknown_fields`.
-macro_rules! tracer_sections {
-    ($($section:ty),+) => {$(
-        impl TracerSection for $section {
-            fn enabled(&self) -> bool {
-                self.enabled
-            }
-
-            fn restart_backoff(&self) -> Duration {
-                Duration::from_secs(self.restart_backoff_secs)
-            }
-        }
-    )+};
-}
-
-tracer_sections!(
-    DropwatchConfig,
-    OomConfig,
-    HungtaskConfig,
-    NetdevTxqueueTimeoutConfig,
-    TcpRetransmitConfig
-);
-
 impl Config {
     /// Checks what types alone cannot: value ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -351,22 +189,6 @@ impl Config {
                 "exporters",
                 "no exporter is enabled: enable exporters.file or exporters.otlp".into(),
             );
-        }
-        let t = &self.tracers;
-        for (key, ring) in [
-            (
-                "tracers.dropwatch.ring_buffer_kib",
-                t.dropwatch.ring_buffer_kib,
-            ),
-            (
-                "tracers.tcp_retransmit.ring_buffer_kib",
-                t.tcp_retransmit.ring_buffer_kib,
-            ),
-        ] {
-            // BPF ring buffers are a power-of-two number of pages.
-            if ring < 4 || !ring.is_power_of_two() {
-                return invalid(key, format!("{ring} must be a power of two and at least 4"));
-            }
         }
         Ok(())
     }

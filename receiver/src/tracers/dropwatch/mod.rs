@@ -104,7 +104,7 @@ impl EventTracer for Dropwatch {
         EbpfLoader::new()
             .override_global(abi::GLOBAL_FILTER_L4_PROTO, &filter_l4_proto, true)
             .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
-            .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
+            .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib.bytes())
             .load(huatuo_ebpf::DROPWATCH)
             .context("loading the dropwatch BPF object")
             .map_err(RunError::Failed)

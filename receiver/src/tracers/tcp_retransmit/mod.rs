@@ -86,7 +86,7 @@ impl EventTracer for TcpRetransmit {
         let per_cpu = ctx.kernel.per_cpu_rate(config.max_events_per_second);
         EbpfLoader::new()
             .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
-            .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib * 1024)
+            .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib.bytes())
             .load(huatuo_ebpf::TCP_RETRANSMIT)
             .context("loading the tcp_retransmit BPF object")
             .map_err(RunError::Failed)

@@ -1,0 +1,78 @@
+//! One section per tracer, `[tracers.NAME]`, each in its own file.
+
+mod dropwatch;
+mod hungtask;
+mod netdev_txqueue_timeout;
+mod oom;
+mod tcp_retransmit;
+
+pub use dropwatch::*;
+pub use hungtask::*;
+pub use netdev_txqueue_timeout::*;
+pub use oom::*;
+pub use tcp_retransmit::*;
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracersConfig {
+    pub dropwatch: DropwatchConfig,
+    pub tcp_retransmit: TcpRetransmitConfig,
+    pub oom: OomConfig,
+    pub hungtask: HungtaskConfig,
+    pub netdev_txqueue_timeout: NetdevTxqueueTimeoutConfig,
+}
+
+/// What the supervisor reads from every tracer's section, whatever else the section holds.
+pub trait TracerSection {
+    fn enabled(&self) -> bool;
+    /// Wait between a failure and the next start.
+    fn restart_backoff(&self) -> Duration;
+}
+
+// A macro rather than a shared struct: `#[serde(flatten)]` would lose `deny_unknown_fields`.
+macro_rules! tracer_section {
+    ($section:ty) => {
+        impl $crate::TracerSection for $section {
+            fn enabled(&self) -> bool {
+                self.enabled
+            }
+
+            fn restart_backoff(&self) -> std::time::Duration {
+                std::time::Duration::from_secs(self.restart_backoff_secs)
+            }
+        }
+    };
+}
+use tracer_section;
+
+/// Size of a kernel-to-agent ring buffer. BPF ring buffers are a power-of-two number of pages,
+/// so anything else is rejected when the configuration is read, naming the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct RingBufferKib(u32);
+
+impl RingBufferKib {
+    pub fn bytes(self) -> u32 {
+        self.0 * 1024
+    }
+}
+
+impl TryFrom<u32> for RingBufferKib {
+    type Error = String;
+
+    fn try_from(kib: u32) -> Result<Self, String> {
+        if kib < 4 || !kib.is_power_of_two() {
+            return Err(format!("{kib} KiB: must be a power of two and at least 4"));
+        }
+        Ok(Self(kib))
+    }
+}
+
+impl From<RingBufferKib> for u32 {
+    fn from(size: RingBufferKib) -> u32 {
+        size.0
+    }
+}
