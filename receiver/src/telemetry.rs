@@ -9,10 +9,12 @@ use huatuo_semconv::{
 };
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
 use opentelemetry::metrics::{Meter, MeterProvider};
-use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span, SpanContext, SpanKind, Tracer, TracerProvider};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::logs::SdkLogger;
+use opentelemetry_sdk::trace::SdkTracer;
 use opentelemetry_sdk::Resource;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 const SCOPE: &str = "huatuo-otel";
 
@@ -27,12 +29,17 @@ pub struct Event {
     pub attributes: Vec<(&'static str, AnyValue)>,
     /// Cgroup (v2 id) of the task or socket concerned, for attribution.
     pub cgroup_id: Option<u64>,
+    /// How long the reported condition lasted, ending at `time`, when the tracer's `spans` option
+    /// asks for the event to be a span as well: the span carries the same attributes and the log
+    /// record is emitted inside it, so backends link the two.
+    pub span: Option<Duration>,
 }
 
 /// Handles shared by all tracers to emit telemetry.
 pub struct Telemetry {
     pub meter: Meter,
     logger: SdkLogger,
+    tracer: SdkTracer,
     cgroups: CgroupResolver,
 }
 
@@ -41,26 +48,19 @@ impl Telemetry {
         Self {
             meter: providers.metrics.meter(SCOPE),
             logger: providers.logs.logger(SCOPE),
+            tracer: providers.traces.tracer(SCOPE),
             cgroups: CgroupResolver::detect(),
         }
     }
 
-    /// Emits one event as an OTel log record with `EventName` set.
+    /// Emits one event as an OTel log record with `EventName` set, and as a span when it asks to.
     pub fn emit(&self, event: Event) {
-        let mut record = self.logger.create_log_record();
-        record.set_event_name(event.name);
-        record.set_timestamp(event.time);
-        record.set_observed_timestamp(SystemTime::now());
-        record.set_severity_number(event.severity);
-        record.set_body(AnyValue::from(event.body));
-        record.add_attribute(agent_names::TRACER_NAME, event.tracer);
-        for (key, value) in event.attributes {
-            record.add_attribute(key, value);
-        }
+        let mut attributes = event.attributes;
+        attributes.push((agent_names::TRACER_NAME, AnyValue::from(event.tracer)));
         if let Some(id) = event.cgroup_id {
-            record.add_attribute(net_names::CGROUP_ID, id as i64);
+            attributes.push((net_names::CGROUP_ID, AnyValue::Int(id as i64)));
             if let Some(found) = self.cgroups.resolve(id) {
-                record.add_attribute(net_names::CGROUP_PATH, found.cgroup_path.clone());
+                attributes.push((net_names::CGROUP_PATH, found.cgroup_path.clone().into()));
                 let container = &found.container;
                 let optional = [
                     (
@@ -77,15 +77,75 @@ impl Telemetry {
                         container.qos.map(String::from),
                     ),
                 ];
-                for (key, value) in optional {
-                    if let Some(value) = value {
-                        record.add_attribute(key, value);
-                    }
-                }
+                attributes.extend(
+                    optional
+                        .into_iter()
+                        .filter_map(|(key, value)| Some((key, AnyValue::from(value?)))),
+                );
             }
         }
+
+        let mut record = self.logger.create_log_record();
+        if let Some(duration) = event.span {
+            let context = self.span(event.name, event.time, duration, &attributes);
+            record.set_trace_context(
+                context.trace_id(),
+                context.span_id(),
+                Some(context.trace_flags()),
+            );
+        }
+        record.set_event_name(event.name);
+        record.set_timestamp(event.time);
+        record.set_observed_timestamp(SystemTime::now());
+        record.set_severity_number(event.severity);
+        record.set_body(AnyValue::from(event.body));
+        record.add_attributes(attributes);
         self.logger.emit(record);
     }
+
+    /// The event as a finished span ending at the event's time.
+    fn span(
+        &self,
+        name: &'static str,
+        end: SystemTime,
+        duration: Duration,
+        attributes: &[(&'static str, AnyValue)],
+    ) -> SpanContext {
+        let start = end.checked_sub(duration).unwrap_or(end);
+        let mut span = self
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes(
+                attributes
+                    .iter()
+                    .filter_map(|(key, value)| Some(KeyValue::new(*key, span_value(value)?))),
+            )
+            .start(&self.tracer);
+        span.end_with_timestamp(end);
+        span.span_context().clone()
+    }
+}
+
+/// Span attributes cannot hold maps or bytes; those stay on the log record only.
+fn span_value(value: &AnyValue) -> Option<Value> {
+    Some(match value {
+        AnyValue::Int(i) => Value::I64(*i),
+        AnyValue::Double(d) => Value::F64(*d),
+        AnyValue::String(s) => Value::String(s.clone()),
+        AnyValue::Boolean(b) => Value::Bool(*b),
+        AnyValue::ListAny(items) => Value::Array(Array::String(
+            items
+                .iter()
+                .map(|item| match item {
+                    AnyValue::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<StringValue>>>()?,
+        )),
+        _ => return None,
+    })
 }
 
 /// Which host and agent produced the data.
@@ -186,4 +246,71 @@ pub fn init_logging(config: &Config, providers: Option<&Providers>) -> anyhow::R
         None => registry.try_init()?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::logs::{InMemoryLogExporter, SdkLoggerProvider};
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    fn event(span: Option<Duration>) -> Event {
+        Event {
+            name: "huatuo.test.event",
+            tracer: "test",
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+            severity: Severity::Warn,
+            body: "stalled".into(),
+            attributes: vec![
+                ("huatuo.test.ms", AnyValue::Int(5)),
+                ("huatuo.test.map", AnyValue::Map(Box::default())),
+            ],
+            cgroup_id: None,
+            span,
+        }
+    }
+
+    #[test]
+    fn an_event_with_a_duration_is_also_a_span_linked_to_its_log_record() {
+        let logs = InMemoryLogExporter::default();
+        let spans = InMemorySpanExporter::default();
+        let providers = Providers {
+            logs: SdkLoggerProvider::builder()
+                .with_simple_exporter(logs.clone())
+                .build(),
+            metrics: SdkMeterProvider::builder().build(),
+            traces: SdkTracerProvider::builder()
+                .with_simple_exporter(spans.clone())
+                .build(),
+        };
+        let telemetry = Telemetry::new(&providers);
+        telemetry.emit(event(None));
+        telemetry.emit(event(Some(Duration::from_millis(5))));
+
+        let records = logs.get_emitted_logs().unwrap();
+        let finished = spans.get_finished_spans().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            finished.len(),
+            1,
+            "only the event with a duration is a span"
+        );
+        assert!(records[0].record.trace_context().is_none());
+
+        let span = &finished[0];
+        assert_eq!(span.name, "huatuo.test.event");
+        assert_eq!(span.end_time, event(None).time);
+        assert_eq!(
+            span.end_time.duration_since(span.start_time).unwrap(),
+            Duration::from_millis(5)
+        );
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["huatuo.test.ms", agent_names::TRACER_NAME]);
+
+        let linked = records[1].record.trace_context().expect("trace context");
+        assert_eq!(linked.trace_id, span.span_context.trace_id());
+        assert_eq!(linked.span_id, span.span_context.span_id());
+        assert_eq!(records[1].record.attributes_iter().count(), 3);
+    }
 }

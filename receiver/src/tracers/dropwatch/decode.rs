@@ -109,6 +109,7 @@ pub fn to_event(raw: &DropwatchEvent, ctx: &Context) -> Event {
         body: summary,
         attributes,
         cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        span: None,
     }
 }
 

@@ -67,6 +67,7 @@ pub fn to_event(raw: &HungTaskEvent, snapshot: Snapshot, clock: BootClock) -> Ev
         body,
         attributes,
         cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        span: None,
     }
 }
 

@@ -30,6 +30,7 @@ pub fn to_event(raw: &TxqTimeoutEvent, clock: BootClock) -> Event {
         ],
         // The watchdog runs in a timer: no task, hence no cgroup, is involved.
         cgroup_id: None,
+        span: None,
     }
 }
 

@@ -109,6 +109,7 @@ pub fn to_event(raw: &OomEvent, snapshot: &Snapshot, clock: BootClock) -> Event 
         ),
         attributes,
         cgroup_id: (raw.trigger_cgroup_id != 0).then_some(raw.trigger_cgroup_id),
+        span: None,
     }
 }
 

@@ -84,6 +84,7 @@ pub fn to_event(raw: &TcpRetransmitEvent, clock: BootClock) -> Event {
         body: summary,
         attributes,
         cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        span: None,
     }
 }
 
