@@ -8,6 +8,7 @@
 
 pub mod btf;
 pub mod dropwatch;
+pub mod hist;
 pub mod hungtask;
 #[cfg(test)]
 mod layout;

@@ -1,6 +1,8 @@
-//! Scheduling: tasks the kernel's hung-task detector reports (hungtask).
+//! Scheduling and CPUs: tasks the kernel's hung-task detector reports (hungtask), per-CPU breakdowns.
 
 names! {
+    /// Logical CPU number the measurement was taken on (OTel `cpu.logical_number`), on per-CPU metrics and on events that concern one CPU.
+    Attribute CPU_LOGICAL_NUMBER = "cpu.logical_number", "int";
     /// The kernel's hung-task detector reported a task blocked uninterruptibly (state D) for longer than `kernel.hung_task_timeout_secs` (`sched:sched_process_hang`). `thread.id`, `process.pid` and `thread.name` describe the hung task.
     Event HUNG_TASK = "huatuo.hung_task", "event";
     /// `kernel.hung_task_timeout_secs` when the report was read: the task had been blocked at least this long (the kernel exposes no exact blocked time; a task still blocked is reported again every check interval, `hung_task_check_interval_secs`, by default the timeout).

@@ -3,6 +3,7 @@
 
 mod counters;
 mod event;
+mod histogram;
 mod hook;
 mod status;
 mod supervisor;
@@ -10,6 +11,7 @@ mod supervisor;
 pub use counters::{read_programs_stats, KernelCounters, UserCounter};
 pub(crate) use event::event_tracer;
 pub use event::{drain_records, parse_record, run_event_tracer, EventTracer};
+pub use histogram::KernelHistogram;
 pub use hook::{take_map, TracepointHook};
 pub use status::{StatusBoard, TracerState};
 pub use supervisor::Supervisor;

@@ -1,0 +1,201 @@
+//! In-kernel log2 histograms (`ebpf/include/huatuo_hist.bpf.h`) exported as OTel histograms.
+//!
+//! Counting each value in user space would cost a ring-buffer record per event; the kernel
+//! counts into log2 slots instead and the agent folds what changed since the last fold into a
+//! cumulative OTel histogram whose bucket bounds are the slot edges. Bucket `le = 2^(k+1)` holds
+//! the values in [2^k, 2^(k+1)), and the bucket `le = 1` the values 0 and 1; the sum is
+//! approximated from each slot's middle. The SDK only takes single values, so a fold records once
+//! per value counted since the previous fold (about 45 ns each through a bound instrument).
+
+use super::KernelCounters;
+use aya::maps::{MapData, PerCpuArray};
+use huatuo_ebpf::hist::{Log2Hist, HIST_SLOTS};
+use opentelemetry::metrics::{BoundHistogram, Histogram, Meter};
+use opentelemetry::KeyValue;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where a count lives: row of the map, CPU (`None` when CPUs are summed), slot.
+type Cell = (u32, Option<u32>, usize);
+
+/// One histogram metric fed by a histogram map. Kept by the tracer object, not the run, so the
+/// cumulative totals survive restarts of the tracer.
+pub struct KernelHistogram {
+    name: &'static str,
+    description: &'static str,
+    unit: &'static str,
+    /// Slots exported; larger values fall into the last exported bucket.
+    slots: usize,
+    /// Attributes of each row of the map.
+    row_attributes: fn(u32) -> Vec<KeyValue>,
+    instrument: OnceLock<Histogram<f64>>,
+    counts: KernelCounters<Cell>,
+    folded: Mutex<Folded>,
+}
+
+#[derive(Default)]
+struct Folded {
+    totals: HashMap<Cell, u64>,
+    /// Bound once per series: recording through a bound instrument skips the attribute lookup,
+    /// which would otherwise dominate the cost of a fold.
+    series: HashMap<(u32, Option<u32>), BoundHistogram<f64>>,
+}
+
+impl KernelHistogram {
+    /// `slots` (at most [`HIST_SLOTS`]) bounds the buckets to the range that matters for the
+    /// quantity: 20 slots of microseconds reach one second.
+    pub fn new(
+        name: &'static str,
+        description: &'static str,
+        unit: &'static str,
+        slots: usize,
+        row_attributes: fn(u32) -> Vec<KeyValue>,
+    ) -> Arc<Self> {
+        assert!((1..=HIST_SLOTS).contains(&slots), "{name}: {slots} slots");
+        Arc::new(Self {
+            name,
+            description,
+            unit,
+            slots,
+            row_attributes,
+            instrument: OnceLock::new(),
+            counts: KernelCounters::default(),
+            folded: Mutex::default(),
+        })
+    }
+
+    /// Builds the instrument; see [`super::Tracer::register_metrics`].
+    pub fn register(&self, meter: &Meter) {
+        self.instrument.get_or_init(|| {
+            meter
+                .f64_histogram(self.name)
+                .with_description(self.description)
+                .with_unit(self.unit)
+                .with_boundaries(bounds(self.slots))
+                .build()
+        });
+    }
+
+    /// Starts reading `rows` rows of a freshly loaded program's map, each CPU apart when
+    /// `per_cpu`, and folds them every `every` until `cancel`.
+    pub fn attach(
+        self: &Arc<Self>,
+        map: PerCpuArray<MapData, Log2Hist>,
+        rows: u32,
+        per_cpu: bool,
+        every: Duration,
+        cancel: CancellationToken,
+    ) {
+        self.counts.attach(move || read_cells(&map, rows, per_cpu));
+        let histogram = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = ticks.tick() => histogram.fold(),
+                }
+            }
+        });
+    }
+
+    /// Takes a last reading before the map goes away, and folds it.
+    pub fn detach(&self) {
+        self.counts.detach();
+        self.fold();
+    }
+
+    /// Records into the OTel histogram what the kernel counted since the previous fold.
+    pub fn fold(&self) {
+        let Some(instrument) = self.instrument.get() else {
+            return;
+        };
+        let totals = self.counts.snapshot();
+        let mut folded = self.folded.lock().unwrap_or_else(|e| e.into_inner());
+        let Folded {
+            totals: previous_totals,
+            series,
+        } = &mut *folded;
+        for (cell @ (row, cpu, slot), total) in totals {
+            let previous = previous_totals.entry(cell).or_default();
+            let new = total.saturating_sub(*previous);
+            *previous = total;
+            if new == 0 {
+                continue;
+            }
+            let bound = series.entry((row, cpu)).or_insert_with(|| {
+                let mut attributes = (self.row_attributes)(row);
+                if let Some(cpu) = cpu {
+                    attributes.push(KeyValue::new(
+                        huatuo_semconv::sched::CPU_LOGICAL_NUMBER,
+                        i64::from(cpu),
+                    ));
+                }
+                instrument.bind(&attributes)
+            });
+            let value = slot_middle(slot.min(self.slots - 1));
+            for _ in 0..new {
+                bound.record(value);
+            }
+        }
+    }
+}
+
+/// Upper bounds of the exported buckets: 1, 2, 4, ... 2^(slots-1).
+fn bounds(slots: usize) -> Vec<f64> {
+    (0..slots).map(|k| (1u64 << k) as f64).collect()
+}
+
+/// A value inside slot `slot`'s bucket: 1 for slot 0 (values 0 and 1), 1.5 × 2^k for slot k.
+fn slot_middle(slot: usize) -> f64 {
+    if slot == 0 {
+        1.0
+    } else {
+        1.5 * (1u64 << slot) as f64
+    }
+}
+
+fn read_cells(
+    map: &PerCpuArray<MapData, Log2Hist>,
+    rows: u32,
+    per_cpu: bool,
+) -> anyhow::Result<HashMap<Cell, u64>> {
+    let mut cells = HashMap::new();
+    for row in 0..rows {
+        for (cpu, hist) in map.get(&row, 0)?.iter().enumerate() {
+            let cpu = per_cpu.then_some(cpu as u32);
+            for (slot, count) in hist.slots.iter().enumerate() {
+                if *count != 0 {
+                    *cells.entry((row, cpu, slot)).or_default() += count;
+                }
+            }
+        }
+    }
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_slot_lands_in_the_bucket_of_its_values() {
+        let bounds = bounds(HIST_SLOTS);
+        // Slot k's values [2^k, 2^(k+1)) go to the bucket whose upper bound is 2^(k+1); slot 0
+        // (0 and 1) to the first bucket, `le = 1`.
+        let bucket = |value: f64| {
+            bounds
+                .iter()
+                .position(|b| value <= *b)
+                .unwrap_or(bounds.len())
+        };
+        assert_eq!(bucket(slot_middle(0)), 0);
+        for slot in 1..HIST_SLOTS - 1 {
+            assert_eq!(bucket(slot_middle(slot)), slot + 1, "slot {slot}");
+            assert_eq!(bounds[slot + 1], (1u64 << (slot + 1)) as f64);
+        }
+    }
+}
