@@ -71,7 +71,7 @@ impl CgroupResolver {
 
 /// The mount point of the unified hierarchy: `/sys/fs/cgroup` on v2 hosts,
 /// `/sys/fs/cgroup/unified` on hybrid ones.
-fn unified_root() -> Option<PathBuf> {
+pub fn unified_root() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     mounts
         .lines()

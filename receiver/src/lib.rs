@@ -10,6 +10,7 @@ pub mod framework;
 pub mod kernel;
 pub mod ksyms;
 pub mod probe;
+pub mod procfs;
 pub mod ringbuf;
 pub mod telemetry;
 pub mod tracers;

@@ -55,39 +55,25 @@ impl Telemetry {
 
     /// Emits one event as an OTel log record with `EventName` set, and as a span when it asks to.
     pub fn emit(&self, event: Event) {
-        let mut attributes = event.attributes;
-        attributes.push((agent_names::TRACER_NAME, AnyValue::from(event.tracer)));
-        if let Some(id) = event.cgroup_id {
-            attributes.push((net_names::CGROUP_ID, AnyValue::Int(id as i64)));
-            if let Some(found) = self.cgroups.resolve(id) {
-                attributes.push((net_names::CGROUP_PATH, found.cgroup_path.clone().into()));
-                let container = &found.container;
-                let optional = [
-                    (
-                        container_names::CONTAINER_ID,
-                        container.container_id.clone(),
-                    ),
-                    (
-                        container_names::CONTAINER_RUNTIME_NAME,
-                        container.runtime.map(String::from),
-                    ),
-                    (container_names::K8S_POD_UID, container.pod_uid.clone()),
-                    (
-                        container_names::K8S_POD_QOS,
-                        container.qos.map(String::from),
-                    ),
-                ];
-                attributes.extend(
-                    optional
-                        .into_iter()
-                        .filter_map(|(key, value)| Some((key, AnyValue::from(value?)))),
-                );
-            }
-        }
+        self.emit_linked(event, None)
+    }
 
+    /// Emits an event captured during `capture`: its log record is linked to the capture's span.
+    pub fn emit_in(&self, capture: &CaptureSpan, event: Event) {
+        self.emit_linked(event, Some(capture.span.span_context().clone()))
+    }
+
+    fn emit_linked(&self, event: Event, parent: Option<SpanContext>) {
+        let attributes = self.attributed(event.attributes, event.tracer, event.cgroup_id);
         let mut record = self.logger.create_log_record();
-        if let Some(duration) = event.span {
-            let context = self.span(event.name, event.time, duration, &attributes);
+        let context = match (parent, event.span) {
+            (Some(parent), _) => Some(parent),
+            (None, Some(duration)) => {
+                Some(self.span(event.name, event.time, duration, &attributes))
+            }
+            (None, None) => None,
+        };
+        if let Some(context) = context {
             record.set_trace_context(
                 context.trace_id(),
                 context.span_id(),
@@ -101,6 +87,66 @@ impl Telemetry {
         record.set_body(AnyValue::from(event.body));
         record.add_attributes(attributes);
         self.logger.emit(record);
+    }
+
+    /// Starts the span of an autotracing capture at `start` (the trigger); end it with
+    /// [`CaptureSpan::end`] when the capture is finished.
+    pub fn start_capture(
+        &self,
+        name: &'static str,
+        tracer: &'static str,
+        start: SystemTime,
+        attributes: Vec<(&'static str, AnyValue)>,
+        cgroup_id: Option<u64>,
+    ) -> CaptureSpan {
+        let attributes = self.attributed(attributes, tracer, cgroup_id);
+        let span = self
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes(span_attributes(&attributes))
+            .start(&self.tracer);
+        CaptureSpan { span }
+    }
+
+    /// `attributes` with the tracer's name and the attribution of `cgroup_id` added.
+    fn attributed(
+        &self,
+        mut attributes: Vec<(&'static str, AnyValue)>,
+        tracer: &'static str,
+        cgroup_id: Option<u64>,
+    ) -> Vec<(&'static str, AnyValue)> {
+        attributes.push((agent_names::TRACER_NAME, AnyValue::from(tracer)));
+        let Some(id) = cgroup_id else {
+            return attributes;
+        };
+        attributes.push((net_names::CGROUP_ID, AnyValue::Int(id as i64)));
+        if let Some(found) = self.cgroups.resolve(id) {
+            attributes.push((net_names::CGROUP_PATH, found.cgroup_path.clone().into()));
+            let container = &found.container;
+            let optional = [
+                (
+                    container_names::CONTAINER_ID,
+                    container.container_id.clone(),
+                ),
+                (
+                    container_names::CONTAINER_RUNTIME_NAME,
+                    container.runtime.map(String::from),
+                ),
+                (container_names::K8S_POD_UID, container.pod_uid.clone()),
+                (
+                    container_names::K8S_POD_QOS,
+                    container.qos.map(String::from),
+                ),
+            ];
+            attributes.extend(
+                optional
+                    .into_iter()
+                    .filter_map(|(key, value)| Some((key, AnyValue::from(value?)))),
+            );
+        }
+        attributes
     }
 
     /// The event as a finished span ending at the event's time.
@@ -117,15 +163,35 @@ impl Telemetry {
             .span_builder(name)
             .with_kind(SpanKind::Internal)
             .with_start_time(start)
-            .with_attributes(
-                attributes
-                    .iter()
-                    .filter_map(|(key, value)| Some(KeyValue::new(*key, span_value(value)?))),
-            )
+            .with_attributes(span_attributes(attributes))
             .start(&self.tracer);
         span.end_with_timestamp(end);
         span.span_context().clone()
     }
+}
+
+/// The span of an autotracing capture, from its trigger until [`CaptureSpan::end`].
+pub struct CaptureSpan {
+    span: opentelemetry_sdk::trace::Span,
+}
+
+impl CaptureSpan {
+    /// Ends the span now, adding what the capture found out.
+    pub fn end(mut self, attributes: Vec<(&'static str, AnyValue)>, failed: Option<String>) {
+        self.span.set_attributes(span_attributes(&attributes));
+        if let Some(reason) = failed {
+            self.span
+                .set_status(opentelemetry::trace::Status::error(reason));
+        }
+        self.span.end();
+    }
+}
+
+fn span_attributes(attributes: &[(&'static str, AnyValue)]) -> Vec<KeyValue> {
+    attributes
+        .iter()
+        .filter_map(|(key, value)| Some(KeyValue::new(*key, span_value(value)?)))
+        .collect()
 }
 
 /// Span attributes cannot hold maps or bytes; those stay on the log record only.

@@ -9,6 +9,7 @@
 #[macro_use]
 mod macros;
 pub mod agent;
+pub mod autotracing;
 pub mod container;
 pub mod memory;
 pub mod net;
@@ -24,6 +25,8 @@ pub enum Kind {
     ResourceAttribute,
     Attribute,
     Event,
+    /// Span name (autotracing captures; events with a duration reuse their event name).
+    Span,
     Metric,
 }
 
@@ -49,6 +52,7 @@ pub fn registry() -> impl Iterator<Item = &'static Name> {
     [
         resource::NAMES,
         agent::NAMES,
+        autotracing::NAMES,
         container::NAMES,
         memory::NAMES,
         net::NAMES,
@@ -76,6 +80,7 @@ pub fn reference_markdown() -> String {
     for (kind, title) in [
         (Kind::ResourceAttribute, "Resource attributes"),
         (Kind::Event, "Events (log records with EventName)"),
+        (Kind::Span, "Spans (autotracing captures)"),
         (Kind::Attribute, "Attributes"),
         (Kind::Metric, "Metrics"),
     ] {
@@ -109,7 +114,7 @@ mod tests {
 
     #[test]
     fn events_and_metrics_are_ours_and_static() {
-        for n in registry().filter(|n| matches!(n.kind, Kind::Event | Kind::Metric)) {
+        for n in registry().filter(|n| matches!(n.kind, Kind::Event | Kind::Span | Kind::Metric)) {
             let ours =
                 n.is_huatuo() || n.name.starts_with("system.") || n.name.starts_with("container.");
             assert!(

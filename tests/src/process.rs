@@ -369,6 +369,12 @@ impl AgentProcess {
         }
     }
 
+    /// [`AgentProcess::terminate`], panicking with the agent's stderr unless it exits with success.
+    pub async fn terminate_cleanly(&mut self, timeout: Duration) {
+        let status = self.terminate(timeout).await.unwrap();
+        assert!(status.success(), "agent exit {status:?}\n{}", self.stderr());
+    }
+
     /// Waits until stderr contains `needle`, e.g. a startup message. Fails early if the process
     /// exits first.
     pub async fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {

@@ -685,7 +685,7 @@ impl Received {
     }
 
     /// A compact description for failure messages: what arrived, not what was expected.
-    /// Panics unless every event, metric, attribute and resource attribute name received is
+    /// Panics unless every event, span, metric, attribute and resource attribute name received is
     /// registered in `huatuo_semconv`: code must emit names only through that registry.
     pub fn assert_names_registered(&self) {
         use huatuo_semconv::{is_registered, Kind};
@@ -702,6 +702,13 @@ impl Received {
                     "{kind:?} {name} is not registered in semconv"
                 );
             }
+        }
+        // Events with a duration become spans named after the event.
+        for name in self.span_names() {
+            assert!(
+                is_registered(&name, Kind::Span) || is_registered(&name, Kind::Event),
+                "span {name} is not registered in semconv"
+            );
         }
     }
 

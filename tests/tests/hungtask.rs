@@ -98,11 +98,6 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
     assert!(reports >= events.len() as f64, "counter {reports}");
     received.assert_names_registered();
 
-    let status = agent.terminate(WAIT).await.unwrap();
-    assert!(
-        status.success(),
-        "agent exit {status:?}\n{}",
-        agent.stderr()
-    );
+    agent.terminate_cleanly(WAIT).await;
     receiver.stop().await;
 }

@@ -1,13 +1,17 @@
 //! One section per tracer, `[tracers.NAME]`, each in its own file.
 
+mod dload;
 mod dropwatch;
 mod hungtask;
+mod memburst;
 mod netdev_txqueue_timeout;
 mod oom;
 mod tcp_retransmit;
 
+pub use dload::*;
 pub use dropwatch::*;
 pub use hungtask::*;
+pub use memburst::*;
 pub use netdev_txqueue_timeout::*;
 pub use oom::*;
 pub use tcp_retransmit::*;
@@ -23,6 +27,8 @@ pub struct TracersConfig {
     pub oom: OomConfig,
     pub hungtask: HungtaskConfig,
     pub netdev_txqueue_timeout: NetdevTxqueueTimeoutConfig,
+    pub memburst: MemburstConfig,
+    pub dload: DloadConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.
@@ -47,6 +53,31 @@ macro_rules! tracer_section {
     };
 }
 use tracer_section;
+
+/// What the autotracing runner reads from an autotracing tracer's section.
+pub trait AutotracerSection: TracerSection {
+    /// Period of the cheap sampling that looks for anomalies.
+    fn interval(&self) -> Duration;
+    /// After a capture, triggers for the same target are only counted for this long.
+    fn cooldown(&self) -> Duration;
+}
+
+macro_rules! autotracer_section {
+    ($section:ty) => {
+        $crate::tracers::tracer_section!($section);
+
+        impl $crate::AutotracerSection for $section {
+            fn interval(&self) -> std::time::Duration {
+                std::time::Duration::from_secs(self.interval_secs)
+            }
+
+            fn cooldown(&self) -> std::time::Duration {
+                std::time::Duration::from_secs(self.cooldown_secs)
+            }
+        }
+    };
+}
+use autotracer_section;
 
 /// Size of a kernel-to-agent ring buffer. BPF ring buffers are a power-of-two number of pages,
 /// so anything else is rejected when the configuration is read, naming the key.

@@ -54,51 +54,15 @@ pub trait EventTracer: Send + Sync + Sized + 'static {
 /// "attached" line is logged from the tracer's own module: its target names the tracer.
 macro_rules! event_tracer {
     ($tracer:ty) => {
-        impl $crate::framework::Tracer for $tracer {
-            fn name(&self) -> &'static str {
-                <$tracer as $crate::framework::EventTracer>::NAME
-            }
-
-            fn kind(&self) -> $crate::framework::TracerKind {
-                $crate::framework::TracerKind::Event
-            }
-
-            fn enabled(&self, config: &huatuo_config::Config) -> bool {
-                huatuo_config::TracerSection::enabled(
-                    <$tracer as $crate::framework::EventTracer>::section(config),
+        $crate::framework::sectioned_tracer!($tracer, EventTracer, Event, |tracer, ctx| {
+            $crate::framework::run_event_tracer(tracer, ctx, |attach| {
+                tracing::info!(
+                    tracer = <$tracer as $crate::framework::EventTracer>::NAME,
+                    attach,
+                    "attached"
                 )
-            }
-
-            fn restart_backoff(&self, config: &huatuo_config::Config) -> std::time::Duration {
-                huatuo_config::TracerSection::restart_backoff(
-                    <$tracer as $crate::framework::EventTracer>::section(config),
-                )
-            }
-
-            fn probe(
-                &self,
-                kernel: &$crate::kernel::KernelEnv,
-            ) -> Result<(), $crate::framework::Unsupported> {
-                $crate::framework::EventTracer::probe(self, kernel)
-            }
-
-            fn register_metrics(&self, telemetry: &$crate::telemetry::Telemetry) {
-                $crate::framework::EventTracer::register_metrics(self, telemetry)
-            }
-
-            fn run(
-                self: std::sync::Arc<Self>,
-                ctx: $crate::framework::TracerContext,
-            ) -> futures::future::BoxFuture<'static, Result<(), $crate::framework::RunError>> {
-                Box::pin($crate::framework::run_event_tracer(self, ctx, |attach| {
-                    tracing::info!(
-                        tracer = <$tracer as $crate::framework::EventTracer>::NAME,
-                        attach,
-                        "attached"
-                    )
-                }))
-            }
-        }
+            })
+        });
     };
 }
 pub(crate) use event_tracer;

@@ -1,6 +1,7 @@
 //! The tracer framework: what a tracer declares, what it is given to run, and the supervisor that
 //! keeps every enabled tracer running without letting one failure reach the others.
 
+mod autotracing;
 mod counters;
 mod event;
 mod histogram;
@@ -8,6 +9,8 @@ mod hook;
 mod status;
 mod supervisor;
 
+pub(crate) use autotracing::autotracer;
+pub use autotracing::{run_autotracer, Autotracer, Capture, Trigger};
 pub use counters::{read_programs_stats, KernelCounters, UserCounter};
 pub(crate) use event::event_tracer;
 pub use event::{drain_records, parse_record, run_event_tracer, EventTracer};
@@ -24,6 +27,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Implements [`Tracer`] for a tracer whose behaviour comes from trait `$trait` (its `NAME`,
+/// `section`, `probe`, `register_metrics`), running it with `$run`.
+macro_rules! sectioned_tracer {
+    ($tracer:ty, $trait:ident, $kind:ident, |$this:ident, $ctx:ident| $run:expr) => {
+        impl $crate::framework::Tracer for $tracer {
+            fn name(&self) -> &'static str {
+                <$tracer as $crate::framework::$trait>::NAME
+            }
+
+            fn kind(&self) -> $crate::framework::TracerKind {
+                $crate::framework::TracerKind::$kind
+            }
+
+            fn enabled(&self, config: &huatuo_config::Config) -> bool {
+                huatuo_config::TracerSection::enabled(
+                    <$tracer as $crate::framework::$trait>::section(config),
+                )
+            }
+
+            fn restart_backoff(&self, config: &huatuo_config::Config) -> std::time::Duration {
+                huatuo_config::TracerSection::restart_backoff(
+                    <$tracer as $crate::framework::$trait>::section(config),
+                )
+            }
+
+            fn probe(
+                &self,
+                kernel: &$crate::kernel::KernelEnv,
+            ) -> Result<(), $crate::framework::Unsupported> {
+                $crate::framework::$trait::probe(self, kernel)
+            }
+
+            fn register_metrics(&self, telemetry: &$crate::telemetry::Telemetry) {
+                $crate::framework::$trait::register_metrics(self, telemetry)
+            }
+
+            fn run(
+                self: std::sync::Arc<Self>,
+                ctx: $crate::framework::TracerContext,
+            ) -> futures::future::BoxFuture<'static, Result<(), $crate::framework::RunError>> {
+                let $this = self;
+                let $ctx = ctx;
+                Box::pin($run)
+            }
+        }
+    };
+}
+pub(crate) use sectioned_tracer;
 
 /// The seeds' three modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

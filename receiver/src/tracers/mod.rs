@@ -1,7 +1,9 @@
 //! Every tracer the agent knows, registered in one place.
 
+pub mod dload;
 pub mod dropwatch;
 pub mod hungtask;
+pub mod memburst;
 pub mod net;
 pub mod netdev_txqueue_timeout;
 pub mod oom;
@@ -20,5 +22,7 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(hungtask::Hungtask::default()),
         Arc::new(tcp_retransmit::TcpRetransmit::default()),
         Arc::new(netdev_txqueue_timeout::NetdevTxqueueTimeout::default()),
+        Arc::new(memburst::Memburst::default()),
+        Arc::new(dload::Dload::default()),
     ]
 }

@@ -6,7 +6,7 @@ use huatuo_ebpf::hungtask::HungTaskEvent;
 use huatuo_semconv::{net, sched as names};
 use opentelemetry::logs::{AnyValue, Severity};
 
-use super::procfs::BlockedDump;
+use crate::procfs::BlockedDump;
 
 /// What procfs said about one report.
 #[derive(Debug, Default)]

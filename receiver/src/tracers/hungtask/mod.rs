@@ -1,6 +1,6 @@
 //! `hungtask`: every task the kernel's hung-task detector reports (`sched:sched_process_hang`),
 //! as one log event with the task, its kernel stack and `kernel.hung_task_timeout_secs`, plus the
-//! stacks of every task in state D (backed off, see [`procfs::Backoff`]); and a counter of
+//! stacks of every task in state D (backed off, see [`crate::procfs::Backoff`]); and a counter of
 //! reports, kept exact in the kernel.
 //!
 //! No rate limit: the detector reports at most `hung_task_check_count` tasks per check interval.
@@ -8,13 +8,13 @@
 //! and the host-wide scan happens at most once per back-off window.
 
 mod decode;
-mod procfs;
 
 use crate::framework::{
     event_tracer, take_map, EventTracer, KernelCounters, RunError, TracepointHook, TracerContext,
     Unsupported,
 };
 use crate::kernel::{BootClock, KernelEnv};
+use crate::procfs::{self, Backoff, Procfs};
 use crate::telemetry::{Event, Telemetry};
 use anyhow::Context as _;
 use aya::maps::PerCpuArray;
@@ -22,7 +22,6 @@ use aya::Ebpf;
 use huatuo_config::{Config, HungtaskConfig};
 use huatuo_ebpf::hungtask::{self as abi, HungTaskEvent};
 use huatuo_semconv::sched as names;
-use procfs::{Backoff, Procfs};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! What the record cannot carry, read from procfs while the hung task is still blocked: its
-//! kernel stack, `kernel.hung_task_timeout_secs`, and the stacks of every task in state D.
+//! Tasks as procfs shows them: kernel stacks, `kernel.hung_task_timeout_secs`, and the tasks in
+//! state D with their stacks (hungtask reports, dload captures).
 //!
 //! `/proc/<tid>/stack` is already symbolized by the kernel and needs no kallsyms work here; it is
 //! readable by root only.
@@ -29,6 +29,16 @@ pub struct BlockedDump {
     pub stacks: String,
     /// Tasks found whose stacks are not in `stacks`.
     pub omitted: u64,
+}
+
+/// A thread in state D.
+#[derive(Debug)]
+pub struct BlockedTask {
+    /// `/proc/<pid>/task/<tid>`.
+    pub dir: PathBuf,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
 }
 
 impl Default for Procfs {
@@ -66,14 +76,23 @@ impl Procfs {
     /// Every task in state D, with the stacks of at most `max_stacks` of them grouped by identical
     /// stack (largest group first), the text bounded by [`MAX_BLOCKED_BYTES`].
     pub fn blocked(&self, max_stacks: usize) -> BlockedDump {
-        let tasks = self.tasks_in_d_state();
+        self.blocked_in(max_stacks, |_| true)
+    }
+
+    /// [`Procfs::blocked`], for the tasks of the processes `pid_filter` accepts.
+    pub fn blocked_in(&self, max_stacks: usize, pid_filter: impl Fn(u32) -> bool) -> BlockedDump {
+        let tasks: Vec<_> = self
+            .tasks_in_d_state()
+            .into_iter()
+            .filter(|task| pid_filter(task.pid))
+            .collect();
         let mut dump = BlockedDump {
             tasks: tasks.len() as u64,
             ..BlockedDump::default()
         };
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (task_dir, tid, comm) in tasks.iter().take(max_stacks) {
-            match read_stack(&task_dir.join("stack")) {
+        for BlockedTask { dir, tid, comm, .. } in tasks.iter().take(max_stacks) {
+            match read_stack(&dir.join("stack")) {
                 Some(stack) => groups
                     .entry(stack)
                     .or_default()
@@ -100,21 +119,74 @@ impl Procfs {
         dump
     }
 
-    /// (task directory, tid, comm) of every thread in state D, in /proc order.
-    fn tasks_in_d_state(&self) -> Vec<(PathBuf, u32, String)> {
+    /// Every thread in state D, in /proc order.
+    pub fn tasks_in_d_state(&self) -> Vec<BlockedTask> {
         let mut found = Vec::new();
-        for process in numeric_entries(&self.root) {
-            for (task_dir, tid) in numeric_entries(&process.0.join("task")) {
+        for (process_dir, pid) in numeric_entries(&self.root) {
+            for (dir, tid) in numeric_entries(&process_dir.join("task")) {
                 // Tasks exit while we look: a vanished one is simply not blocked any more.
-                let Ok(stat) = fs::read_to_string(task_dir.join("stat")) else {
+                let Ok(stat) = fs::read_to_string(dir.join("stat")) else {
                     continue;
                 };
                 if let Some((comm, 'D')) = parse_stat(&stat) {
-                    found.push((task_dir, tid, comm.to_owned()));
+                    found.push(BlockedTask {
+                        dir,
+                        pid,
+                        tid,
+                        comm: comm.to_owned(),
+                    });
                 }
             }
         }
         found
+    }
+
+    /// The process's cgroup path in the unified (v2) hierarchy, from `/proc/<pid>/cgroup`.
+    pub fn unified_cgroup(&self, pid: u32) -> Option<String> {
+        let cgroups = fs::read_to_string(self.root.join(format!("{pid}/cgroup"))).ok()?;
+        cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(str::to_owned)
+    }
+
+    /// The id of the process's cgroup in the unified (v2) hierarchy mounted at `unified_root`:
+    /// the inode of its directory, as `bpf_get_current_cgroup_id` reports it.
+    pub fn cgroup_id(&self, pid: u32, unified_root: &Path) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.unified_cgroup(pid)?;
+        let dir = unified_root.join(path.trim_start_matches('/'));
+        Some(fs::metadata(dir).ok()?.ino())
+    }
+
+    /// (pid, comm, resident bytes) of every process with resident memory.
+    pub fn resident_sets(&self, page_size: u64) -> Vec<(u32, String, u64)> {
+        numeric_entries(&self.root)
+            .into_iter()
+            .filter_map(|(dir, pid)| {
+                let statm = fs::read_to_string(dir.join("statm")).ok()?;
+                let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+                let comm = read_trimmed(&dir.join("comm"))?;
+                (pages > 0).then(|| (pid, comm, pages * page_size))
+            })
+            .collect()
+    }
+
+    /// A field of /proc/meminfo, in bytes.
+    pub fn meminfo_bytes(&self, fields: &[&str]) -> anyhow::Result<Vec<u64>> {
+        let path = self.root.join("meminfo");
+        let text = fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        fields
+            .iter()
+            .map(|field| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                    .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+                    .map(|kib| kib * 1024)
+                    .ok_or_else(|| anyhow::anyhow!("{}: no {field} in kB", path.display()))
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,52 @@
+//! Autotracing: captures triggered by anomalies (memburst, dload). A capture is one span from the
+//! trigger to the end of the capture, with the readings that triggered it; what it captured is
+//! log records linked to that span.
+
+names! {
+    /// Why a capture was triggered, a fixed word per tracer (e.g. `anon_growth`, `dstate_load`).
+    Attribute REASON = "huatuo.autotracing.reason", "string";
+    /// What became of a trigger: `captured`, `cooldown` (the same target was captured less than `cooldown_secs` ago), `busy` (a capture of this tracer was running).
+    Attribute OUTCOME = "huatuo.autotracing.outcome", "string";
+    /// Anomalies detected by autotracing tracers, by tracer, reason and outcome.
+    Metric TRIGGERS = "huatuo.autotracing.triggers", "counter {trigger}";
+
+    /// memburst capture: host anonymous memory grew fast and is a large share of RAM; the span lasts while the top processes are read.
+    Span MEMBURST_CAPTURE = "huatuo.memburst.capture", "span";
+    /// Anonymous memory (`Active(anon)` + `Inactive(anon)` of /proc/meminfo) at the trigger, bytes.
+    Attribute ANON_BYTES = "huatuo.memburst.anon", "int";
+    /// Anonymous memory at the oldest sample of the sliding window, bytes.
+    Attribute ANON_OLDEST_BYTES = "huatuo.memburst.anon.oldest", "int";
+    /// Span of the sliding window, seconds (samples × interval).
+    Attribute WINDOW_SECONDS = "huatuo.memburst.window", "int";
+    /// Growth over the window that triggers a capture, percent (`delta_percent`: 100 = doubled).
+    Attribute GROWTH_THRESHOLD = "huatuo.memburst.growth.threshold", "int";
+    /// Share of MemTotal anonymous memory must exceed to trigger, percent (`anon_share_percent`).
+    Attribute SHARE_THRESHOLD = "huatuo.memburst.share.threshold", "int";
+    /// One of the processes using the most memory when a memburst capture ran.
+    Event MEMBURST_PROCESS = "huatuo.memburst.process", "event";
+    /// The process's command name (`/proc/<pid>/comm`, at most 15 characters).
+    Attribute PROCESS_EXECUTABLE_NAME = "process.executable.name", "string";
+    /// Resident set size of a process (`/proc/<pid>/statm` resident pages × page size), bytes.
+    Attribute PROCESS_RSS = "huatuo.process.memory.rss", "int";
+    /// Rank of the process in the capture, 1 = largest.
+    Attribute RANK = "huatuo.autotracing.rank", "int";
+    /// Host anonymous memory now divided by its value at the oldest sample of the window.
+    Metric ANON_GROWTH = "huatuo.memburst.growth", "gauge {ratio}";
+
+    /// dload capture: tasks in state D (uninterruptible) made a container's or the host's D-state load average exceed the threshold; the span lasts while their stacks are read.
+    Span DLOAD_CAPTURE = "huatuo.dload.capture", "span";
+    /// 1-minute exponentially-weighted average of the number of tasks in state D (like the kernel's load average, counting D tasks only).
+    Attribute DLOAD_AVG = "huatuo.dload.load1", "double";
+    /// D-state load above which a capture is triggered (`threshold`).
+    Attribute DLOAD_THRESHOLD = "huatuo.dload.threshold", "double";
+    /// Tasks in state D at the trigger.
+    Attribute DLOAD_TASKS = "huatuo.dload.tasks", "int";
+    /// The stacks of the D-state tasks of the capture's target: per distinct stack a line `N tasks: tid (comm), ...` then its frames, blocks separated by a blank line; at most 64 KiB.
+    Event DLOAD_STACKS = "huatuo.dload.stacks", "event";
+    /// Kernel stacks of tasks in state D, deduplicated as in `huatuo.dload.stacks`.
+    Attribute DLOAD_STACK_TEXT = "huatuo.dload.stacks", "string";
+    /// Tasks in state D whose stacks are not in the capture (beyond `max_stacks`, beyond 64 KiB, or exited).
+    Attribute DLOAD_OMITTED = "huatuo.dload.omitted", "int";
+    /// D-state load average by container (`container.id`; absent for the host).
+    Metric DLOAD_LOAD = "huatuo.dload.load1", "gauge {task}";
+}

@@ -1,0 +1,174 @@
+//! End to end: autotracing captures on the real host, exported over OTLP gRPC as one span per
+//! capture with the captured context as log records linked to it.
+//!
+//! - dload: a thread of this test really in state D (FUSE-stalled writer) raises the host's
+//!   D-state load over a lowered threshold; the capture lists it with its stack, and while the
+//!   load stays high the cooldown holds further captures back (they are only counted).
+//! - memburst: this test grows its anonymous memory fast; with a short window and a low share,
+//!   a capture lists this process among the largest resident sets.
+
+use huatuo_otel_tests::dstate::DStateTasks;
+use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
+use huatuo_semconv::{agent, autotracing as names, net};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn trigger_count(received: &Received, tracer: &str, outcome: &str) -> f64 {
+    received
+        .latest_sum(
+            names::TRIGGERS,
+            &[(agent::TRACER_NAME, tracer), (names::OUTCOME, outcome)],
+        )
+        .unwrap_or(0.0)
+}
+
+fn only(tracer: &str) -> Vec<String> {
+    [
+        "dropwatch",
+        "oom",
+        "hungtask",
+        "tcp_retransmit",
+        "netdev_txqueue_timeout",
+        "memburst",
+        "dload",
+    ]
+    .iter()
+    .filter(|t| **t != tracer)
+    .flat_map(|t| ["--disable-tracer".to_string(), t.to_string()])
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dload_captures_the_stacks_of_tasks_in_state_d_once_per_cooldown() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    // Blocked before the agent starts, so the first sample over the threshold sees it.
+    let tasks = tokio::task::block_in_place(DStateTasks::start).unwrap();
+    let tid = tasks.blocked_tid().to_string();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .args(only("dload"))
+        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+        .env("HUATUO_TRACERS__DLOAD__INTERVAL_SECS", "1")
+        // One task in state D adds 1 - e^(-1/60) ~ 0.016 per second to the 1-minute average.
+        .env("HUATUO_TRACERS__DLOAD__THRESHOLD", "0.01")
+        .start_tracer("dload", WAIT)
+        .await
+        .unwrap();
+
+    let received = receiver
+        .wait_for(
+            WAIT,
+            "a dload capture, then triggers held back by the cooldown",
+            |r| {
+                let captured = r.spans().iter().any(|s| s.name == names::DLOAD_CAPTURE);
+                captured && trigger_count(r, "dload", "cooldown") >= 2.0
+            },
+        )
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| drop(tasks));
+
+    let spans: Vec<_> = received
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == names::DLOAD_CAPTURE)
+        .collect();
+    assert_eq!(spans.len(), 1, "one capture per cooldown");
+    let span = &spans[0];
+    assert_eq!(span.attr_str(names::REASON), Some("dstate_load"));
+    assert!(span.attr_f64(names::DLOAD_AVG).unwrap() > 0.01);
+    assert_eq!(span.attr_f64(names::DLOAD_THRESHOLD), Some(0.01));
+    assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+    assert_eq!(trigger_count(&received, "dload", "captured"), 1.0);
+
+    let stacks = received.logs_with_event(names::DLOAD_STACKS);
+    let linked: Vec<_> = stacks
+        .iter()
+        .filter(|l| l.trace_id == span.trace_id && l.span_id == span.span_id)
+        .collect();
+    assert_eq!(
+        linked.len(),
+        1,
+        "the captured stacks belong to the capture span"
+    );
+    let text = linked[0]
+        .attr_str(names::DLOAD_STACK_TEXT)
+        .unwrap_or_default();
+    assert!(
+        text.contains(&format!("{tid} (dstate-writer2)")),
+        "the blocked writer among the captured tasks:\n{text}"
+    );
+    assert!(
+        text.contains("fuse") || text.contains("down_write"),
+        "{text}"
+    );
+    assert!(received.latest_gauge(names::DLOAD_LOAD, &[]).is_some());
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memburst_lists_the_process_whose_memory_grew() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .args(only("memburst"))
+        .env("HUATUO_TRACERS__MEMBURST__INTERVAL_SECS", "1")
+        .env("HUATUO_TRACERS__MEMBURST__WINDOW_SAMPLES", "3")
+        .env("HUATUO_TRACERS__MEMBURST__DELTA_PERCENT", "5")
+        .env("HUATUO_TRACERS__MEMBURST__ANON_SHARE_PERCENT", "1")
+        // Other processes on a busy host may burst first: capture every burst.
+        .env("HUATUO_TRACERS__MEMBURST__COOLDOWN_SECS", "0")
+        .start_tracer("memburst", WAIT)
+        .await
+        .unwrap();
+    // Let the window fill, then grow by 3 GiB, touched so it is resident.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let burst: Vec<u8> = tokio::task::block_in_place(|| vec![1u8; 3 << 30]);
+    let pid = std::process::id().to_string();
+    // Captures before the burst may list this process too, with less memory.
+    let after_burst = |r: &Received| {
+        r.logs_with_event(names::MEMBURST_PROCESS)
+            .into_iter()
+            .find(|l| {
+                l.matches(&[(net::PROCESS_PID, &pid)])
+                    && l.attr_i64(names::PROCESS_RSS).unwrap_or(0) >= 3 << 30
+            })
+    };
+    let span_of = |r: &Received, log: &huatuo_otel_tests::LogView| {
+        r.spans()
+            .into_iter()
+            .find(|s| s.trace_id == log.trace_id && s.span_id == log.span_id)
+    };
+    let received = receiver
+        .wait_for(WAIT, "a memburst capture span listing this process", |r| {
+            after_burst(r).is_some_and(|log| span_of(r, &log).is_some())
+        })
+        .await
+        .unwrap();
+    assert_eq!(burst[burst.len() - 1], 1);
+    drop(burst);
+
+    let ours = after_burst(&received).unwrap();
+    assert!(ours.expect_i64(names::RANK) >= 1);
+    let span = span_of(&received, &ours).unwrap();
+    assert_eq!(span.name, names::MEMBURST_CAPTURE);
+    assert_eq!(span.attr_str(names::REASON), Some("anon_growth"));
+    assert!(
+        span.attr_i64(names::ANON_BYTES).unwrap()
+            >= span.attr_i64(names::ANON_OLDEST_BYTES).unwrap()
+    );
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
