@@ -67,6 +67,14 @@ impl KernelSymbols {
         &self.names[start..self.name_ends[index] as usize]
     }
 
+    /// The function containing `addr`, without offset (what flame graphs group by).
+    pub fn function(&self, addr: u64) -> Option<&str> {
+        match self.addrs.partition_point(|&a| a <= addr) {
+            0 => None,
+            n => Some(self.name(n - 1)),
+        }
+    }
+
     /// `symbol+0xoffset`, or the bare hex address when it falls before the first symbol.
     pub fn resolve(&self, addr: u64) -> String {
         match self.addrs.partition_point(|&a| a <= addr) {

@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod ksyms;
 pub mod probe;
 pub mod procfs;
+pub mod profiler;
 pub mod ringbuf;
 pub mod telemetry;
 pub mod tracers;

@@ -49,4 +49,32 @@ names! {
     Attribute DLOAD_OMITTED = "huatuo.dload.omitted", "int";
     /// D-state load average by container (`container.id`; absent for the host).
     Metric DLOAD_LOAD = "huatuo.dload.load1", "gauge {task}";
+
+    /// cpusys capture: the host's system CPU share was above its threshold and rose fast; the span lasts while on-CPU stacks of the whole host are sampled.
+    Span CPUSYS_CAPTURE = "huatuo.cpusys.capture", "span";
+    /// Time all CPUs spent in the kernel (`system` of /proc/stat) over the last sampling interval, percent.
+    Attribute SYS_PERCENT = "huatuo.cpu.system.percent", "double";
+    /// Rise of `huatuo.cpu.system.percent` since the previous sample, percentage points.
+    Attribute SYS_PERCENT_DELTA = "huatuo.cpu.system.percent.delta", "double";
+    /// System CPU share above which a capture may start, percent (`sys_percent_threshold`).
+    Attribute SYS_PERCENT_THRESHOLD = "huatuo.cpu.system.percent.threshold", "double";
+    /// Rise above which it does, percentage points (`sys_percent_delta_threshold`).
+    Attribute SYS_PERCENT_DELTA_THRESHOLD = "huatuo.cpu.system.percent.delta.threshold", "double";
+    /// Host system CPU share over the last cpusys sampling interval.
+    Metric SYS_PERCENT_GAUGE = "huatuo.cpusys.system", "gauge %";
+
+    /// On-CPU stacks sampled during a capture, as folded stacks (flame-graph input).
+    Event CPU_PROFILE = "huatuo.cpu.profile", "event";
+    /// Folded stacks, most sampled first, one per line: `comm;outermost;...;innermost count`, user frames first, kernel frames suffixed `_[k]`; at most 64 KiB.
+    Attribute PROFILE_FOLDED = "huatuo.profile.folded", "string";
+    /// Stack samples taken.
+    Attribute PROFILE_SAMPLES = "huatuo.profile.samples", "int";
+    /// Distinct stacks sampled.
+    Attribute PROFILE_STACKS = "huatuo.profile.stacks", "int";
+    /// Samples of the stacks left out of `huatuo.profile.folded` by its size bound.
+    Attribute PROFILE_OMITTED_SAMPLES = "huatuo.profile.omitted_samples", "int";
+    /// Samples per second per CPU.
+    Attribute PROFILE_FREQUENCY = "huatuo.profile.frequency", "int";
+    /// Seconds sampled.
+    Attribute PROFILE_DURATION = "huatuo.profile.duration", "int";
 }

@@ -6,6 +6,8 @@
 //!   load stays high the cooldown holds further captures back (they are only counted).
 //! - memburst: this test grows its anonymous memory fast; with a short window and a low share,
 //!   a capture lists this process among the largest resident sets.
+//! - cpusys: threads of this test reading /dev/zero in a loop raise the host's system CPU; the
+//!   capture's folded stacks show them in the kernel's read path.
 
 use huatuo_otel_tests::dstate::DStateTasks;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
@@ -166,6 +168,115 @@ async fn memburst_lists_the_process_whose_memory_grew() {
     assert!(
         span.attr_i64(names::ANON_BYTES).unwrap()
             >= span.attr_i64(names::ANON_OLDEST_BYTES).unwrap()
+    );
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+/// Threads spending their time in the kernel until dropped.
+struct SystemCpuBurners {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl SystemCpuBurners {
+    fn start(count: usize) -> Self {
+        use std::io::Read;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..count)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::Builder::new()
+                    .name("cpusys-burner".into())
+                    .spawn(move || {
+                        let mut zero = std::fs::File::open("/dev/zero").unwrap();
+                        let mut buffer = vec![0u8; 1 << 20];
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            zero.read_exact(&mut buffer).unwrap();
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for SystemCpuBurners {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpusys_samples_the_stacks_of_a_system_cpu_spike() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .args(only("cpusys"))
+        .env("HUATUO_TRACERS__CPUSYS__INTERVAL_SECS", "1")
+        // Other work on the host shares the CPUs with the burners (low thresholds) and may
+        // spike first (no cooldown: the test looks for the capture that saw the burners).
+        .env("HUATUO_TRACERS__CPUSYS__SYS_PERCENT_THRESHOLD", "5")
+        .env("HUATUO_TRACERS__CPUSYS__SYS_PERCENT_DELTA_THRESHOLD", "2")
+        .env("HUATUO_TRACERS__CPUSYS__COOLDOWN_SECS", "0")
+        .env("HUATUO_TRACERS__CPUSYS__CAPTURE_SECS", "2")
+        .start_tracer("cpusys", WAIT)
+        .await
+        .unwrap();
+    // Two samples of the host first, so the spike is a rise.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let burners = SystemCpuBurners::start(2);
+    let burner_lines = |log: &huatuo_otel_tests::LogView| -> Vec<String> {
+        log.attr_str(names::PROFILE_FOLDED)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("cpusys-burner;"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let span_of = |r: &Received, log: &huatuo_otel_tests::LogView| {
+        r.spans()
+            .into_iter()
+            .find(|s| s.trace_id == log.trace_id && s.span_id == log.span_id)
+    };
+    let profile_with_burners = |r: &Received| {
+        r.logs_with_event(names::CPU_PROFILE)
+            .into_iter()
+            .find(|l| !burner_lines(l).is_empty() && span_of(r, l).is_some())
+    };
+    let received = receiver
+        .wait_for(WAIT, "a cpusys capture that sampled the burners", |r| {
+            profile_with_burners(r).is_some()
+        })
+        .await
+        .unwrap();
+    drop(burners);
+
+    let profile = profile_with_burners(&received).unwrap();
+    let span = span_of(&received, &profile).unwrap();
+    assert_eq!(span.name, names::CPUSYS_CAPTURE);
+    assert_eq!(span.attr_str(names::REASON), Some("system_cpu"));
+    assert!(span.attr_f64(names::SYS_PERCENT).unwrap() > 5.0);
+    assert!(span.attr_f64(names::SYS_PERCENT_DELTA).unwrap() > 2.0);
+    assert!(span.attr_i64(names::PROFILE_SAMPLES).unwrap() > 0);
+    let ours = burner_lines(&profile);
+    assert!(
+        ours.iter().any(
+            |l| ["read_zero_[k]", "read_iter_zero_[k]", "iov_iter_zero_[k]"]
+                .iter()
+                .any(|f| l.contains(f))
+        ),
+        "the burners in the kernel's /dev/zero read path:\n{}",
+        ours.join("\n")
     );
     received.assert_names_registered();
 

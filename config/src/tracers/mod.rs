@@ -1,5 +1,6 @@
 //! One section per tracer, `[tracers.NAME]`, each in its own file.
 
+mod cpusys;
 mod dload;
 mod dropwatch;
 mod hungtask;
@@ -8,6 +9,7 @@ mod netdev_txqueue_timeout;
 mod oom;
 mod tcp_retransmit;
 
+pub use cpusys::*;
 pub use dload::*;
 pub use dropwatch::*;
 pub use hungtask::*;
@@ -29,6 +31,7 @@ pub struct TracersConfig {
     pub netdev_txqueue_timeout: NetdevTxqueueTimeoutConfig,
     pub memburst: MemburstConfig,
     pub dload: DloadConfig,
+    pub cpusys: CpusysConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

@@ -1,5 +1,6 @@
 //! Every tracer the agent knows, registered in one place.
 
+pub mod cpusys;
 pub mod dload;
 pub mod dropwatch;
 pub mod hungtask;
@@ -24,5 +25,6 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(netdev_txqueue_timeout::NetdevTxqueueTimeout::default()),
         Arc::new(memburst::Memburst::default()),
         Arc::new(dload::Dload::default()),
+        Arc::new(cpusys::Cpusys::default()),
     ]
 }
