@@ -52,7 +52,7 @@ names! {
 
     /// cpusys capture: the host's system CPU share was above its threshold and rose fast; the span lasts while on-CPU stacks of the whole host are sampled.
     Span CPUSYS_CAPTURE = "huatuo.cpusys.capture", "span";
-    /// Time all CPUs spent in the kernel (`system` of /proc/stat) over the last sampling interval, percent.
+    /// System (kernel) CPU time over the last sampling interval, percent: of all the host's CPUs for cpusys (`system` of /proc/stat), of the CPUs a container may use for cpuidle.
     Attribute SYS_PERCENT = "huatuo.cpu.system.percent", "double";
     /// Rise of `huatuo.cpu.system.percent` since the previous sample, percentage points.
     Attribute SYS_PERCENT_DELTA = "huatuo.cpu.system.percent.delta", "double";
@@ -77,4 +77,29 @@ names! {
     Attribute PROFILE_FREQUENCY = "huatuo.profile.frequency", "int";
     /// Seconds sampled.
     Attribute PROFILE_DURATION = "huatuo.profile.duration", "int";
+
+    /// cpuidle capture: a container's CPU use was above a threshold and rose fast; the span lasts while on-CPU stacks of that container are sampled.
+    Span CPUIDLE_CAPTURE = "huatuo.cpuidle.capture", "span";
+    /// A container's user CPU over the last sampling interval, percent of the CPUs it may use (its quota, else its cpuset, else the host's).
+    Attribute USER_PERCENT = "huatuo.cpu.user.percent", "double";
+    /// Rise of `huatuo.cpu.user.percent` since the previous sample, percentage points.
+    Attribute USER_PERCENT_DELTA = "huatuo.cpu.user.percent.delta", "double";
+    /// User CPU share above which a capture may start (`user_percent_threshold`).
+    Attribute USER_PERCENT_THRESHOLD = "huatuo.cpu.user.percent.threshold", "double";
+    /// Rise above which it does (`user_percent_delta_threshold`).
+    Attribute USER_PERCENT_DELTA_THRESHOLD = "huatuo.cpu.user.percent.delta.threshold", "double";
+    /// A container's total CPU over the last sampling interval, percent of the CPUs it may use.
+    Attribute TOTAL_PERCENT = "huatuo.cpu.total.percent", "double";
+    /// Rise of `huatuo.cpu.total.percent` since the previous sample, percentage points.
+    Attribute TOTAL_PERCENT_DELTA = "huatuo.cpu.total.percent.delta", "double";
+    /// Total CPU share above which a capture may start (`total_percent_threshold`).
+    Attribute TOTAL_PERCENT_THRESHOLD = "huatuo.cpu.total.percent.threshold", "double";
+    /// Rise above which it does (`total_percent_delta_threshold`).
+    Attribute TOTAL_PERCENT_DELTA_THRESHOLD = "huatuo.cpu.total.percent.delta.threshold", "double";
+    /// CPUs the container may use: its CFS quota, else its cpuset, else the host's online CPUs.
+    Attribute CPU_CAPACITY = "huatuo.cpu.capacity", "double";
+    /// Kind of CPU time (OTel `cpu.mode`): `user`, `system`, or `total` for both.
+    Attribute CPU_MODE = "cpu.mode", "string";
+    /// A container's CPU use over the last cpuidle sampling interval, percent of the CPUs it may use, by `container.id` and `cpu.mode`.
+    Metric CONTAINER_CPU_PERCENT = "huatuo.cpuidle.cpu", "gauge %";
 }

@@ -8,10 +8,12 @@
 //!   a capture lists this process among the largest resident sets.
 //! - cpusys: threads of this test reading /dev/zero in a loop raise the host's system CPU; the
 //!   capture's folded stacks show them in the kernel's read path.
+//! - cpuidle: a process burning CPU in user space in a cgroup named like a docker container is
+//!   captured: the span carries the container, the folded stacks the burning function.
 
 use huatuo_otel_tests::dstate::DStateTasks;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
-use huatuo_semconv::{agent, autotracing as names, net};
+use huatuo_semconv::{agent, autotracing as names, container, net};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -277,6 +279,115 @@ async fn cpusys_samples_the_stacks_of_a_system_cpu_spike() {
         ),
         "the burners in the kernel's /dev/zero read path:\n{}",
         ours.join("\n")
+    );
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+/// A cgroup v2 directory named like a docker container (systemd driver), with a CPU burner in
+/// it, idle until [`BurningContainer::burn`]; dropping it stops the burner and removes the cgroup.
+struct BurningContainer {
+    dir: std::path::PathBuf,
+    burner: std::process::Child,
+}
+
+const CONTAINER_ID: &str = "c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
+impl BurningContainer {
+    fn start() -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let root = huatuo_otel_tests::cgroup::unified_root()?;
+        let dir = root.join(format!("huatuo-test-cpuidle/docker-{CONTAINER_ID}.scope"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let burner = std::process::Command::new(env!("CARGO_BIN_EXE_cpu-burner"))
+            .arg("60")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("starting cpu-burner")?;
+        let container = Self { dir, burner };
+        std::fs::write(
+            container.dir.join("cgroup.procs"),
+            container.burner.id().to_string(),
+        )
+        .context("moving cpu-burner into its cgroup")?;
+        Ok(container)
+    }
+
+    fn burn(&mut self) {
+        use std::io::Write;
+        let stdin = self.burner.stdin.as_mut().expect("piped");
+        stdin
+            .write_all(b"go\n")
+            .and_then(|_| stdin.flush())
+            .unwrap();
+    }
+}
+
+impl Drop for BurningContainer {
+    fn drop(&mut self) {
+        let _ = self.burner.kill();
+        let _ = self.burner.wait();
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .args(only("cpuidle"))
+        .env("HUATUO_TRACERS__CPUIDLE__INTERVAL_SECS", "1")
+        // One busy thread is 50% of this 2-CPU host; other work shares the CPUs.
+        .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_THRESHOLD", "10")
+        .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_DELTA_THRESHOLD", "5")
+        .env("HUATUO_TRACERS__CPUIDLE__CAPTURE_SECS", "2")
+        .start_tracer("cpuidle", WAIT)
+        .await
+        .unwrap();
+    let mut container = tokio::task::block_in_place(BurningContainer::start).unwrap();
+    // HuaTuo's rule looks for a rise between two samples: let the agent see it idle first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    container.burn();
+    let span_of = |r: &Received, log: &huatuo_otel_tests::LogView| {
+        r.spans()
+            .into_iter()
+            .find(|s| s.trace_id == log.trace_id && s.span_id == log.span_id)
+    };
+    let profile_of_container = |r: &Received| {
+        r.logs_with_event(names::CPU_PROFILE).into_iter().find(|l| {
+            span_of(r, l).is_some_and(|s| s.attr_str(container::CONTAINER_ID) == Some(CONTAINER_ID))
+        })
+    };
+    let received = receiver
+        .wait_for(WAIT, "a cpuidle capture of the burning container", |r| {
+            profile_of_container(r).is_some()
+        })
+        .await
+        .unwrap();
+    drop(container);
+
+    let profile = profile_of_container(&received).unwrap();
+    let span = span_of(&received, &profile).unwrap();
+    assert_eq!(span.name, names::CPUIDLE_CAPTURE);
+    assert_eq!(span.attr_str(names::REASON), Some("container_cpu"));
+    assert!(span.attr_f64(names::USER_PERCENT).unwrap() > 10.0);
+    let folded = profile.attr_str(names::PROFILE_FOLDED).unwrap_or_default();
+    assert!(
+        folded.lines().all(|l| l.starts_with("cpu-burner;")),
+        "only the container's tasks are sampled:\n{folded}"
+    );
+    assert!(
+        folded.contains("huatuo_burn_cpu_in_user_space"),
+        "the burning function is named:\n{folded}"
     );
     received.assert_names_registered();
 

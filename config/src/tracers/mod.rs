@@ -1,5 +1,6 @@
 //! One section per tracer, `[tracers.NAME]`, each in its own file.
 
+mod cpuidle;
 mod cpusys;
 mod dload;
 mod dropwatch;
@@ -9,6 +10,7 @@ mod netdev_txqueue_timeout;
 mod oom;
 mod tcp_retransmit;
 
+pub use cpuidle::*;
 pub use cpusys::*;
 pub use dload::*;
 pub use dropwatch::*;
@@ -32,6 +34,7 @@ pub struct TracersConfig {
     pub memburst: MemburstConfig,
     pub dload: DloadConfig,
     pub cpusys: CpusysConfig,
+    pub cpuidle: CpuidleConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

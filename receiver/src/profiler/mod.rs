@@ -6,16 +6,20 @@
 
 mod user_symbols;
 
+use crate::framework::Capture;
 use crate::ksyms::KernelSymbols;
+use crate::telemetry::Event;
 use anyhow::Context as _;
 use aya::maps::{CgroupArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::PerfEvent;
 use aya::EbpfLoader;
 use huatuo_ebpf::cpuprofile::{self as abi, CpuProfileKey};
+use huatuo_semconv::autotracing as names;
+use opentelemetry::logs::{AnyValue, Severity};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Time a capture may spend reading ELF files to name user frames.
 const SYMBOLIZE_TIME: Duration = Duration::from_secs(10);
@@ -27,9 +31,10 @@ pub struct ProfileRequest {
     pub frequency_hz: u64,
     /// Only tasks under this cgroup v2 directory (descendants included); the host otherwise.
     pub cgroup_dir: Option<PathBuf>,
-    /// Size bound of the folded text; the least sampled stacks are left out beyond it.
-    pub max_folded_bytes: usize,
 }
+
+/// Size bound of the folded stacks of one capture; the least sampled stacks are left out beyond.
+pub const MAX_FOLDED_BYTES: usize = 64 * 1024;
 
 /// What was sampled.
 #[derive(Debug, Default)]
@@ -122,7 +127,44 @@ pub fn profile(request: &ProfileRequest) -> anyhow::Result<Profile> {
         }
         *folded.entry(line).or_default() += count;
     }
-    Ok(fold(folded, request.max_folded_bytes))
+    Ok(fold(folded, MAX_FOLDED_BYTES))
+}
+
+/// An autotracing capture of `tracer`: a profile, as the span's sampling figures and one
+/// `huatuo.cpu.profile` record with the folded stacks.
+pub fn capture_profile(tracer: &'static str, request: &ProfileRequest) -> anyhow::Result<Capture> {
+    let profile = profile(request)?;
+    let attributes = vec![
+        (names::PROFILE_SAMPLES, int(profile.samples)),
+        (names::PROFILE_STACKS, int(profile.stacks)),
+        (names::PROFILE_FREQUENCY, int(request.frequency_hz)),
+        (names::PROFILE_DURATION, int(request.duration.as_secs())),
+    ];
+    let mut record = attributes.clone();
+    record.push((names::PROFILE_OMITTED_SAMPLES, int(profile.omitted_samples)));
+    record.push((names::PROFILE_FOLDED, profile.folded.into()));
+    Ok(Capture {
+        attributes,
+        events: vec![Event {
+            name: names::CPU_PROFILE,
+            tracer,
+            time: SystemTime::now(),
+            severity: Severity::Info,
+            body: format!(
+                "{} on-CPU samples in {} stacks over {} s",
+                profile.samples,
+                profile.stacks,
+                request.duration.as_secs()
+            ),
+            attributes: record,
+            cgroup_id: None,
+            span: None,
+        }],
+    })
+}
+
+fn int(value: u64) -> AnyValue {
+    AnyValue::Int(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
 /// Most sampled first, bounded in size.
@@ -145,14 +187,14 @@ fn fold(stacks: HashMap<String, u64>, max_bytes: usize) -> Profile {
     profile
 }
 
-fn online_cpus() -> anyhow::Result<Vec<u32>> {
+pub fn online_cpus() -> anyhow::Result<Vec<u32>> {
     let path = "/sys/devices/system/cpu/online";
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     parse_cpu_list(text.trim()).with_context(|| format!("{path}: {:?}", text.trim()))
 }
 
 /// `0-3,8,10-11` → [0, 1, 2, 3, 8, 10, 11].
-fn parse_cpu_list(list: &str) -> anyhow::Result<Vec<u32>> {
+pub fn parse_cpu_list(list: &str) -> anyhow::Result<Vec<u32>> {
     let mut cpus = Vec::new();
     for part in list.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {

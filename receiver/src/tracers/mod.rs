@@ -1,5 +1,6 @@
 //! Every tracer the agent knows, registered in one place.
 
+pub mod cpuidle;
 pub mod cpusys;
 pub mod dload;
 pub mod dropwatch;
@@ -26,5 +27,6 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(memburst::Memburst::default()),
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),
+        Arc::new(cpuidle::Cpuidle::default()),
     ]
 }

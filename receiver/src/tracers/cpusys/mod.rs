@@ -4,12 +4,12 @@
 //! `capture_secs` and exported as folded stacks.
 
 use crate::framework::{autotracer, Autotracer, Capture, Trigger};
-use crate::profiler::{profile, ProfileRequest};
-use crate::telemetry::{Event, Telemetry};
+use crate::profiler::{capture_profile, ProfileRequest};
+use crate::telemetry::Telemetry;
 use anyhow::Context as _;
 use huatuo_config::{Config, CpusysConfig};
 use huatuo_semconv::autotracing as names;
-use opentelemetry::logs::{AnyValue, Severity};
+use opentelemetry::logs::AnyValue;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,8 +17,6 @@ use std::time::{Duration, SystemTime};
 
 pub const NAME: &str = "cpusys";
 const REASON: &str = "system_cpu";
-/// Bound of the folded stacks of one capture.
-pub const MAX_FOLDED_BYTES: usize = 64 * 1024;
 
 pub struct Cpusys {
     stat: PathBuf,
@@ -133,50 +131,14 @@ impl Autotracer for Cpusys {
     }
 
     fn capture(&self, _trigger: &Trigger, section: &CpusysConfig) -> anyhow::Result<Capture> {
-        let request = ProfileRequest {
-            duration: Duration::from_secs(section.capture_secs),
-            frequency_hz: section.frequency_hz,
-            cgroup_dir: None,
-            max_folded_bytes: MAX_FOLDED_BYTES,
-        };
-        let profile = profile(&request)?;
-        let attributes = vec![
-            (
-                names::PROFILE_SAMPLES,
-                AnyValue::Int(profile.samples as i64),
-            ),
-            (names::PROFILE_STACKS, AnyValue::Int(profile.stacks as i64)),
-            (
-                names::PROFILE_FREQUENCY,
-                AnyValue::Int(section.frequency_hz as i64),
-            ),
-            (
-                names::PROFILE_DURATION,
-                AnyValue::Int(section.capture_secs as i64),
-            ),
-        ];
-        let mut event_attributes = attributes.clone();
-        event_attributes.push((
-            names::PROFILE_OMITTED_SAMPLES,
-            AnyValue::Int(profile.omitted_samples as i64),
-        ));
-        event_attributes.push((names::PROFILE_FOLDED, profile.folded.into()));
-        Ok(Capture {
-            attributes,
-            events: vec![Event {
-                name: names::CPU_PROFILE,
-                tracer: NAME,
-                time: SystemTime::now(),
-                severity: Severity::Info,
-                body: format!(
-                    "{} on-CPU samples in {} stacks over {} s",
-                    profile.samples, profile.stacks, section.capture_secs
-                ),
-                attributes: event_attributes,
-                cgroup_id: None,
-                span: None,
-            }],
-        })
+        capture_profile(
+            NAME,
+            &ProfileRequest {
+                duration: Duration::from_secs(section.capture_secs),
+                frequency_hz: section.frequency_hz,
+                cgroup_dir: None,
+            },
+        )
     }
 }
 
