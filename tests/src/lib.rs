@@ -9,7 +9,9 @@
 //! - [`netns`]: throwaway network namespaces and a TCP connection that loses packets.
 //! - [`cgroup`]: this process's place in the unified cgroup hierarchy.
 //! - [`dstate`]: threads really blocked in state D, on a FUSE file system served in-process.
+//! - [`bench`]: what benchmarks measure of the agent process.
 
+pub mod bench;
 pub mod cgroup;
 pub mod dstate;
 pub mod jsonl;

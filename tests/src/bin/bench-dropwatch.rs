@@ -2,14 +2,14 @@
 //! send, with and without the agent; prints a Markdown table. Run it through
 //! `scripts/bench-dropwatch [MILLIONS]` (release build, root).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, peak_rss_mib, BpfStats};
 use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
 use huatuo_semconv::{agent as agent_names, net};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(120);
-const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// Chunks a storm is timed in; the rate reported is the best chunk's, which filters out the
 /// moments a shared (virtual) machine takes the CPU away from the sender.
@@ -36,77 +36,6 @@ fn send_storm(port: u16, count: u64) -> anyhow::Result<f64> {
 
 fn closed_udp_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command; utime and stime are the 12th and 13th of those.
-    let rest = stat.rsplit_once(')').context("malformed /proc/pid/stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks / hz)
-}
-
-fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("no VmHWM")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kib / 1024.0)
-}
-
-/// (run_cnt, run_time_ns) summed over the BPF programs the process holds, from fdinfo.
-fn bpf_prog_stats(pid: u32) -> anyhow::Result<(u64, u64)> {
-    // The agent may hold several fds of one program (it keeps one for its own statistics):
-    // count each program once, by id.
-    let mut programs = std::collections::HashMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
-        let Ok(info) = std::fs::read_to_string(entry?.path()) else {
-            continue;
-        };
-        if !info.contains("prog_type:") {
-            continue;
-        }
-        let field = |name: &str| -> u64 {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        programs.insert(
-            field("prog_id:"),
-            (field("run_cnt:"), field("run_time_ns:")),
-        );
-    }
-    Ok(programs
-        .values()
-        .fold((0, 0), |(runs, nanos), (r, n)| (runs + r, nanos + n)))
-}
-
-/// Turns on kernel BPF run-time accounting for the benchmark and restores the previous value.
-struct BpfStats(String);
-
-impl BpfStats {
-    fn enable() -> anyhow::Result<Self> {
-        let previous = std::fs::read_to_string(BPF_STATS_SYSCTL)
-            .with_context(|| format!("reading {BPF_STATS_SYSCTL} (run as root)"))?;
-        std::fs::write(BPF_STATS_SYSCTL, "1")?;
-        Ok(Self(previous.trim().to_string()))
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        let _ = std::fs::write(BPF_STATS_SYSCTL, &self.0);
-    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

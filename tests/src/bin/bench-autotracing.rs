@@ -1,0 +1,183 @@
+//! Autotracing benchmark: the always-on cost of the autotracing tracers' sampling, alone and
+//! together, on an idle host and with every CPU busy; and the cost of one CPU capture (stack
+//! sampling, symbolization, export). Prints a Markdown table. Run it through
+//! `scripts/bench-autotracing [SECONDS]` (release build, root).
+
+use anyhow::bail;
+use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats};
+use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
+use huatuo_semconv::autotracing as names;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+const AUTOTRACERS: [&str; 4] = ["memburst", "dload", "cpusys", "cpuidle"];
+const EVENT_TRACERS: [&str; 5] = [
+    "dropwatch",
+    "oom",
+    "hungtask",
+    "tcp_retransmit",
+    "netdev_txqueue_timeout",
+];
+
+/// The agent with only `enabled` autotracers, sampling every second.
+fn agent(endpoint: &str, enabled: &[&str]) -> anyhow::Result<AgentCommand> {
+    let mut command = AgentCommand::otlp_only(endpoint)?;
+    for tracer in EVENT_TRACERS
+        .iter()
+        .chain(&AUTOTRACERS)
+        .filter(|t| !enabled.contains(t))
+    {
+        command = command.args(["--disable-tracer", tracer]);
+    }
+    for tracer in AUTOTRACERS {
+        let key = format!("HUATUO_TRACERS__{}__INTERVAL_SECS", tracer.to_uppercase());
+        command = command.env(key, "1");
+    }
+    Ok(command)
+}
+
+/// Agent CPU milliseconds per second of sampling with `enabled`.
+async fn sampling_cost(
+    receiver: &OtlpReceiver,
+    enabled: &[&str],
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let mut agent = agent(&receiver.grpc_endpoint(), enabled)?
+        .start_tracer(enabled[0], WAIT)
+        .await?;
+    // Start-up (loading, first export) is not sampling.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = cpu_seconds(agent.pid())?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let cpu = cpu_seconds(agent.pid())? - before;
+    agent.terminate(WAIT).await?;
+    Ok(cpu * 1000.0 / seconds as f64)
+}
+
+/// Threads keeping every CPU busy in user space until dropped.
+struct BusyHost(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl BusyHost {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(3).wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        Self(stop, threads)
+    }
+}
+
+impl Drop for BusyHost {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for thread in self.1.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What one capture cost.
+struct CaptureCost {
+    samples: u64,
+    kernel_ns_per_sample: f64,
+    agent_cpu_seconds: f64,
+    folded_bytes: usize,
+}
+
+/// One cpusys capture of `seconds`, forced by thresholds nothing stays under.
+async fn capture_cost(receiver: &OtlpReceiver, seconds: u64) -> anyhow::Result<CaptureCost> {
+    let mut agent = agent(&receiver.grpc_endpoint(), &["cpusys"])?
+        .env("HUATUO_TRACERS__CPUSYS__SYS_PERCENT_THRESHOLD", "-1")
+        .env(
+            "HUATUO_TRACERS__CPUSYS__SYS_PERCENT_DELTA_THRESHOLD",
+            "-101",
+        )
+        .env("HUATUO_TRACERS__CPUSYS__CAPTURE_SECS", seconds.to_string())
+        .start_tracer("cpusys", WAIT)
+        .await?;
+    let pid = agent.pid();
+    let before = cpu_seconds(pid)?;
+    let _stats = BpfStats::enable()?;
+    // The sampler is the agent's only program and lives only during the capture: keep the last
+    // reading taken while it was loaded.
+    let mut program = (0, 0);
+    let profile = loop {
+        let received = receiver.received();
+        if let Some(profile) = received.logs_with_event(names::CPU_PROFILE).first() {
+            break profile.clone();
+        }
+        let now = bpf_prog_stats(pid)?;
+        if now.0 > 0 {
+            program = now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let agent_cpu_seconds = cpu_seconds(pid)? - before;
+    agent.terminate(WAIT).await?;
+    Ok(CaptureCost {
+        samples: profile.attr_i64(names::PROFILE_SAMPLES).unwrap_or(0) as u64,
+        kernel_ns_per_sample: program.1 as f64 / program.0.max(1) as f64,
+        agent_cpu_seconds,
+        folded_bytes: profile
+            .attr_str(names::PROFILE_FOLDED)
+            .unwrap_or_default()
+            .len(),
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(20);
+    if seconds == 0 {
+        bail!("usage: bench-autotracing [SECONDS] (seconds of sampling per row, positive)");
+    }
+    let receiver = OtlpReceiver::start().await?;
+
+    println!("| autotracing, sampling every 1 s | idle host: agent CPU ms/s | busy host: agent CPU ms/s |");
+    println!("|---|---|---|");
+    let mut rows: Vec<(String, Vec<&str>)> = AUTOTRACERS
+        .iter()
+        .map(|t| (t.to_string(), vec![*t]))
+        .collect();
+    rows.push(("all four".into(), AUTOTRACERS.to_vec()));
+    for (label, enabled) in rows {
+        let idle = sampling_cost(&receiver, &enabled, seconds).await?;
+        let busy = {
+            let _busy = BusyHost::start();
+            sampling_cost(&receiver, &enabled, seconds).await?
+        };
+        println!("| {label} | {idle:.2} | {busy:.2} |");
+    }
+
+    let capture_secs = 5;
+    let cost = capture_cost(&receiver, capture_secs).await?;
+    println!();
+    println!("| one cpusys capture ({capture_secs} s at 99 Hz on every CPU) | value |");
+    println!("|---|---|");
+    println!("| stack samples | {} |", cost.samples);
+    println!(
+        "| kernel ns per sample (bpf_stats on) | {:.0} |",
+        cost.kernel_ns_per_sample
+    );
+    println!(
+        "| agent CPU s for the capture (sampling, symbolization, export) | {:.2} |",
+        cost.agent_cpu_seconds
+    );
+    println!("| folded stacks bytes | {} |", cost.folded_bytes);
+    receiver.stop().await;
+    Ok(())
+}
