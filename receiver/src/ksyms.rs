@@ -2,6 +2,9 @@
 
 use std::io::{BufRead, BufReader, Read};
 
+/// Longer than any kernel function (the largest are tens of KiB).
+const MAX_FUNCTION_BYTES: u64 = 1 << 20;
+
 /// Kernel text symbols sorted by address. Names share one string buffer, which keeps ~120k
 /// symbols in a few MiB instead of one heap allocation each.
 pub struct KernelSymbols {
@@ -67,19 +70,39 @@ impl KernelSymbols {
         &self.names[start..self.name_ends[index] as usize]
     }
 
-    /// The function containing `addr`, without offset (what flame graphs group by).
+    /// Address of the text symbol `name` (the lowest, when several share the name). Linear: for
+    /// the few look-ups a tracer makes at load.
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        (0..self.addrs.len())
+            .find(|&index| self.name(index) == name)
+            .map(|index| self.addrs[index])
+    }
+
+    /// A stack as text, one `symbol+0xoffset` frame per line, in the order given (innermost first
+    /// for stacks from the kernel).
+    pub fn format_stack(&self, frames: &[u64]) -> String {
+        let lines: Vec<String> = frames.iter().map(|&addr| self.resolve(addr)).collect();
+        lines.join("\n")
+    }
+
+    /// The function containing `addr`, without offset (what flame graphs group by); None where
+    /// [`KernelSymbols::resolve`] shows a bare address.
     pub fn function(&self, addr: u64) -> Option<&str> {
         match self.addrs.partition_point(|&a| a <= addr) {
-            0 => None,
-            n => Some(self.name(n - 1)),
+            n if n > 0 && addr - self.addrs[n - 1] <= MAX_FUNCTION_BYTES => Some(self.name(n - 1)),
+            _ => None,
         }
     }
 
-    /// `symbol+0xoffset`, or the bare hex address when it falls before the first symbol.
+    /// `symbol+0xoffset`, or the bare hex address when no symbol can hold it: before the first
+    /// symbol, or further past the nearest one than any function is long (code loaded after the
+    /// symbols were read, such as a BPF program's JIT image).
     pub fn resolve(&self, addr: u64) -> String {
         match self.addrs.partition_point(|&a| a <= addr) {
-            0 => format!("0x{addr:x}"),
-            n => format!("{}+0x{:x}", self.name(n - 1), addr - self.addrs[n - 1]),
+            n if n > 0 && addr - self.addrs[n - 1] <= MAX_FUNCTION_BYTES => {
+                format!("{}+0x{:x}", self.name(n - 1), addr - self.addrs[n - 1])
+            }
+            _ => format!("0x{addr:x}"),
         }
     }
 }
@@ -112,6 +135,25 @@ ffffffffc0000000 t helper_fn\t[nf_tables]
         );
         assert_eq!(syms.resolve(0xffffffffc0000020), "helper_fn+0x20");
         assert_eq!(syms.resolve(0x10), "0x10");
+        // Too far from any symbol to be inside it.
+        assert_eq!(syms.resolve(0xffffffffc0200000), "0xffffffffc0200000");
+    }
+
+    #[test]
+    fn finds_symbols_by_name_and_formats_stacks() {
+        let syms = KernelSymbols::parse(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(syms.address_of("__udp4_lib_rcv"), Some(0xffffffff81a00000));
+        assert_eq!(
+            syms.address_of("some_data"),
+            None,
+            "data symbols are not kept"
+        );
+        assert_eq!(syms.address_of("missing"), None);
+        assert_eq!(
+            syms.format_stack(&[0xffffffff81a00014, 0xffffffffc0000001]),
+            "udp_queue_rcv_one_skb+0x4\nhelper_fn+0x1"
+        );
+        assert_eq!(syms.format_stack(&[]), "");
     }
 
     #[test]
