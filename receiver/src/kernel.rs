@@ -29,6 +29,16 @@ impl KernelEnv {
         }
     }
 
+    /// This kernel seen through another tracefs: a directory tree with `events/<group>/<name>/`
+    /// directories, for tests of what tracers do with tracepoints this kernel lacks.
+    #[cfg(test)]
+    pub fn with_tracefs(tracefs: Option<PathBuf>) -> Self {
+        Self {
+            tracefs,
+            ..Self::detect()
+        }
+    }
+
     /// (major, minor) parsed from the release, e.g. (6, 18) for "6.18.44-fc".
     pub fn version(&self) -> Option<(u32, u32)> {
         parse_version(&self.release)
@@ -62,6 +72,17 @@ impl KernelEnv {
                 TRACEFS_CANDIDATES.join(", ")
             )),
         }
+    }
+
+    /// The text of `events/<group>/<name>/format`: the fields of the tracepoint's record, with
+    /// their offsets and sizes.
+    pub fn tracepoint_format(&self, group: &str, name: &str) -> Result<String, String> {
+        let root = self
+            .tracefs
+            .as_ref()
+            .ok_or_else(|| "tracefs is not mounted".to_string())?;
+        let path = root.join("events").join(group).join(name).join("format");
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Whether the kernel exposes its own BTF, without parsing it.

@@ -36,7 +36,7 @@ pub fn print(config: &Config) -> ExitCode {
             ("disabled", "disabled in the configuration".to_string())
         } else {
             match tracer.probe(&kernel) {
-                Ok(()) => ("supported", String::new()),
+                Ok(()) => ("supported", tracer.probe_detail(&kernel)),
                 Err(reason) => ("unsupported", reason.0),
             }
         };

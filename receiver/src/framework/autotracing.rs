@@ -55,6 +55,11 @@ pub trait Autotracer: Send + Sync + Sized + 'static {
         Ok(())
     }
 
+    /// See [`super::Tracer::probe_detail`].
+    fn probe_detail(&self, _kernel: &KernelEnv) -> String {
+        String::new()
+    }
+
     /// See [`super::Tracer::register_metrics`].
     fn register_metrics(&self, _telemetry: &Telemetry) {}
 

@@ -21,6 +21,10 @@ pub trait EventTracer: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// All attached, or the tracer does not run: a hook missing would silently undercount.
     const HOOKS: &'static [TracepointHook];
+    /// Attached where the kernel has their tracepoint, for sources that exist only on some
+    /// architectures or configurations (hardware error reporters). Which ones attached is logged
+    /// and shown by `probe`; a tracer without [`EventTracer::HOOKS`] needs at least one.
+    const OPTIONAL_HOOKS: &'static [TracepointHook] = &[];
     type Section: TracerSection;
     /// One ring buffer record, as the kernel lays it out.
     type Record: aya::Pod;
@@ -29,7 +33,15 @@ pub trait EventTracer: Send + Sync + Sized + 'static {
 
     /// Checks, without loading anything, that the kernel offers what the tracer needs.
     fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
-        Self::HOOKS.iter().try_for_each(|hook| hook.probe(kernel))
+        Self::HOOKS.iter().try_for_each(|hook| hook.probe(kernel))?;
+        OptionalHooks::probe::<Self>(kernel).map(drop)
+    }
+
+    /// See [`super::Tracer::probe_detail`]: which optional hooks the kernel has.
+    fn probe_detail(&self, kernel: &KernelEnv) -> String {
+        OptionalHooks::probe::<Self>(kernel)
+            .map(|hooks| hooks.describe())
+            .unwrap_or_default()
     }
 
     /// See [`super::Tracer::register_metrics`].
@@ -75,12 +87,22 @@ pub async fn run_event_tracer<T: EventTracer>(
 ) -> Result<(), RunError> {
     let loading = ctx.kernel.load_gate.lock().await;
     let mut ebpf = tracer.load(&ctx)?;
+    let optional = OptionalHooks::probe::<T>(&ctx.kernel).map_err(RunError::Unsupported)?;
     let mut modes = Vec::with_capacity(T::HOOKS.len());
-    let mut programs = Vec::with_capacity(T::HOOKS.len());
+    let mut programs = Vec::with_capacity(T::HOOKS.len() + optional.present.len());
     for hook in T::HOOKS {
         let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
-        modes.push(mode);
+        modes.push(mode.to_string());
         programs.push(program);
+    }
+    for hook in &optional.present {
+        let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
+        modes.push(format!("{}:{} {mode}", hook.category, hook.name));
+        programs.push(program);
+    }
+    let mut attached = modes.join(",");
+    if !optional.absent.is_empty() {
+        attached.push_str(&format!("; absent: {}", names_of(&optional.absent)));
     }
 
     let ring = RingBuf::try_from(take_map(&mut ebpf, huatuo_ebpf::EVENTS_MAP)?)
@@ -106,7 +128,7 @@ pub async fn run_event_tracer<T: EventTracer>(
         Ok(mut to_event) => {
             // Only now, with every counter reading its map: whoever waits for this line (the
             // e2e tests do) then sees everything the kernel counts from here on.
-            log_attached(&modes.join(","));
+            log_attached(&attached);
             drain_records(T::NAME, ring, &ctx.cancel, &ctx.stats, |record| {
                 ctx.telemetry.emit(to_event(record))
             })
@@ -119,6 +141,61 @@ pub async fn run_event_tracer<T: EventTracer>(
     ctx.stats.kernel.detach();
     drop(ebpf);
     result.map_err(RunError::Failed)
+}
+
+/// Which of a tracer's [`EventTracer::OPTIONAL_HOOKS`] the kernel has.
+pub struct OptionalHooks {
+    pub present: Vec<&'static TracepointHook>,
+    pub absent: Vec<&'static TracepointHook>,
+}
+
+impl OptionalHooks {
+    /// Sorts the optional hooks by whether their tracepoint exists. Unsupported when nothing
+    /// could be attached at all, or when it cannot be known (no privileges, no tracefs).
+    pub fn probe<T: EventTracer>(kernel: &KernelEnv) -> Result<Self, Unsupported> {
+        let mut hooks = Self {
+            present: Vec::new(),
+            absent: Vec::new(),
+        };
+        if T::OPTIONAL_HOOKS.is_empty() {
+            return Ok(hooks);
+        }
+        kernel.require_ring_buffer_tracing().map_err(Unsupported)?;
+        for hook in T::OPTIONAL_HOOKS {
+            match kernel.tracepoint_exists(hook.category, hook.name) {
+                Ok(true) => hooks.present.push(hook),
+                Ok(false) => hooks.absent.push(hook),
+                Err(why) => return Err(Unsupported(why)),
+            }
+        }
+        if T::HOOKS.is_empty() && hooks.present.is_empty() {
+            return Err(Unsupported(format!(
+                "none of its tracepoints exists ({})",
+                names_of(&hooks.absent)
+            )));
+        }
+        Ok(hooks)
+    }
+
+    /// `attaches a:b, c:d; absent: e:f` for `probe`; empty for tracers without optional hooks.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        if !self.present.is_empty() {
+            text.push_str(&format!("attaches {}", names_of(&self.present)));
+        }
+        if !self.absent.is_empty() {
+            text.push_str(&format!("; absent: {}", names_of(&self.absent)));
+        }
+        text
+    }
+}
+
+fn names_of(hooks: &[&TracepointHook]) -> String {
+    let names: Vec<String> = hooks
+        .iter()
+        .map(|hook| format!("{}:{}", hook.category, hook.name))
+        .collect();
+    names.join(", ")
 }
 
 /// Hands every record of type `R` to `on_record` until `cancel` fires, counting records received

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 /// The two entry points of one tracepoint in a tracer's object.
 pub struct TracepointHook {
     pub tracer: &'static str,
-    /// `tp_btf/<tp_btf_name>` program.
+    /// `tp_btf/<tp_btf_name>` program; empty when the object only has the classic one.
     pub prog_btf: &'static str,
     pub tp_btf_name: &'static str,
     /// `tracepoint/<category>/<name>` program.
@@ -44,7 +44,7 @@ impl TracepointHook {
         kernel: &KernelEnv,
     ) -> Result<(&'static str, OwnedFd), RunError> {
         let (group, name) = (self.category, self.name);
-        if kernel.has_btf().is_ok() {
+        if !self.prog_btf.is_empty() && kernel.has_btf().is_ok() {
             match self.attach_btf(ebpf) {
                 Ok(fd) => return Ok(("tp_btf", fd)),
                 Err(e) => {

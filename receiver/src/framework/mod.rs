@@ -13,7 +13,7 @@ pub(crate) use autotracing::autotracer;
 pub use autotracing::{run_autotracer, Autotracer, Capture, Trigger};
 pub use counters::{read_programs_stats, KernelCounters, UserCounter};
 pub(crate) use event::event_tracer;
-pub use event::{drain_records, parse_record, run_event_tracer, EventTracer};
+pub use event::{drain_records, parse_record, run_event_tracer, EventTracer, OptionalHooks};
 pub use histogram::KernelHistogram;
 pub use hook::{take_map, TracepointHook};
 pub use status::{StatusBoard, TracerState};
@@ -58,6 +58,10 @@ macro_rules! sectioned_tracer {
                 kernel: &$crate::kernel::KernelEnv,
             ) -> Result<(), $crate::framework::Unsupported> {
                 $crate::framework::$trait::probe(self, kernel)
+            }
+
+            fn probe_detail(&self, kernel: &$crate::kernel::KernelEnv) -> String {
+                $crate::framework::$trait::probe_detail(self, kernel)
             }
 
             fn register_metrics(&self, telemetry: &$crate::telemetry::Telemetry) {
@@ -118,6 +122,10 @@ pub trait Tracer: Send + Sync + 'static {
     fn restart_backoff(&self, config: &Config) -> Duration;
     /// Checks, without loading anything, that the kernel offers what the tracer needs.
     fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported>;
+    /// What `probe` shows next to "supported", e.g. which optional hooks the kernel has.
+    fn probe_detail(&self, _kernel: &KernelEnv) -> String {
+        String::new()
+    }
     /// Registers the tracer's metric instruments; called once, before the first start, so
     /// cumulative counters survive restarts.
     fn register_metrics(&self, _telemetry: &Telemetry) {}
