@@ -16,6 +16,9 @@ mod layout;
 pub mod net;
 pub mod netdev_txqueue_timeout;
 pub mod oom;
+pub mod ras;
+pub mod sched_tick;
+pub mod stack;
 pub mod tcp_retransmit;
 
 use std::borrow::Cow;

@@ -13,6 +13,7 @@ pub mod autotracing;
 pub mod container;
 pub mod memory;
 pub mod net;
+pub mod ras;
 pub mod resource;
 pub mod sched;
 
@@ -56,6 +57,7 @@ pub fn registry() -> impl Iterator<Item = &'static Name> {
         container::NAMES,
         memory::NAMES,
         net::NAMES,
+        ras::NAMES,
         sched::NAMES,
     ]
     .into_iter()

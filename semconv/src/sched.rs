@@ -1,4 +1,5 @@
-//! Scheduling and CPUs: tasks the kernel's hung-task detector reports (hungtask), per-CPU breakdowns.
+//! Scheduling and CPUs: tasks the kernel's hung-task detector reports (hungtask), late scheduler
+//! ticks (sched_tick), per-CPU breakdowns.
 
 names! {
     /// Logical CPU number the measurement was taken on (OTel `cpu.logical_number`), on per-CPU metrics and on events that concern one CPU.
@@ -19,4 +20,14 @@ names! {
     Attribute BLOCKED_DUMPS_SKIPPED = "huatuo.hung_task.blocked.skipped_reports", "int";
     /// Hung-task reports, every one counted in the kernel (a task blocked for long is reported again at each check).
     Metric HUNG_TASKS = "huatuo.hung_tasks", "counter {report}";
+    /// A CPU ran its scheduler tick at least `huatuo.sched_tick.threshold` after the tick was due: it could not take its timer interrupt (interrupts disabled, a long hard-irq handler, a stalled vCPU). `cpu.logical_number` is the CPU; `thread.id`, `process.pid`, `thread.name` the task the late tick interrupted (pid 0: idle); `huatuo.kernel.stack` where it was.
+    Event SCHED_TICK_DELAY = "huatuo.sched_tick.delay", "event";
+    /// How long after it was due the scheduler tick ran, in seconds.
+    Attribute SCHED_TICK_DELAY_DURATION = "huatuo.sched_tick.delay.duration", "double";
+    /// The tracer's threshold (`threshold_us`) when the event was reported, in seconds.
+    Attribute SCHED_TICK_THRESHOLD = "huatuo.sched_tick.threshold", "double";
+    /// Kernel stack captured in the kernel at the event, bounded in depth (64 frames), one `symbol+0xoffset` frame per line (symbols from `/proc/kallsyms`), innermost first. For a late tick it runs from the tick handler through the timer interrupt into the code the interrupt preempted.
+    Attribute KERNEL_STACK = "huatuo.kernel.stack", "string";
+    /// Scheduler ticks that ran at least the threshold late, by CPU (`cpu.logical_number`), counted in the kernel (every one, including those the rate limit kept from becoming events).
+    Metric SCHED_TICK_LATE_TICKS = "huatuo.sched_tick.late_ticks", "counter {tick}";
 }

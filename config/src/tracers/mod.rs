@@ -8,6 +8,8 @@ mod hungtask;
 mod memburst;
 mod netdev_txqueue_timeout;
 mod oom;
+mod ras;
+mod sched_tick;
 mod tcp_retransmit;
 
 pub use cpuidle::*;
@@ -18,6 +20,8 @@ pub use hungtask::*;
 pub use memburst::*;
 pub use netdev_txqueue_timeout::*;
 pub use oom::*;
+pub use ras::*;
+pub use sched_tick::*;
 pub use tcp_retransmit::*;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +39,8 @@ pub struct TracersConfig {
     pub dload: DloadConfig,
     pub cpusys: CpusysConfig,
     pub cpuidle: CpuidleConfig,
+    pub sched_tick: SchedTickConfig,
+    pub ras: RasConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

@@ -9,6 +9,8 @@ pub mod memburst;
 pub mod net;
 pub mod netdev_txqueue_timeout;
 pub mod oom;
+pub mod ras;
+pub mod sched_tick;
 pub mod tcp_retransmit;
 #[cfg(test)]
 mod test_support;
@@ -24,6 +26,8 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(hungtask::Hungtask::default()),
         Arc::new(tcp_retransmit::TcpRetransmit::default()),
         Arc::new(netdev_txqueue_timeout::NetdevTxqueueTimeout::default()),
+        Arc::new(sched_tick::SchedTick::default()),
+        Arc::new(ras::Ras::default()),
         Arc::new(memburst::Memburst::default()),
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),
