@@ -13,6 +13,7 @@
  */
 #include "vmlinux.h"
 #include "huatuo.bpf.h"
+#include "huatuo_sock.bpf.h"
 #include "tcp_retransmit.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -31,62 +32,6 @@ HUATUO_BTF_EXPORT(enum tcp_retransmit_l3_class, tcp_retransmit_l3_class);
 _Static_assert(sizeof(struct tcp_retransmit_event) == 64, "event layout");
 _Static_assert(__builtin_offsetof(struct tcp_retransmit_event, saddr) == 32,
 	       "event layout");
-
-/* The connection's end points, read once for both counting and the record. */
-struct tr_conn {
-	__u32 saddr[4]; /* network order; IPv4 in word 0 */
-	__u32 daddr[4];
-	__u16 sport;
-	__u16 dport;
-	__u8 family;
-	__u8 state;
-};
-
-static __always_inline bool ipv4_mapped(const __u32 *a)
-{
-	return a[0] == 0 && a[1] == 0 && a[2] == huatuo_ntohl(0x0000ffff);
-}
-
-/*
- * Full sockets and request sockets both start with a struct sock_common,
- * which holds the addresses, ports and state the tracepoints report.
- */
-static __always_inline void read_conn(struct sock_common *skc,
-				      struct tr_conn *c, const bool direct)
-{
-	__u16 family = HUATUO_READ(direct, skc, skc_family);
-
-	c->state = HUATUO_READ(direct, skc, skc_state);
-	c->sport = HUATUO_READ(direct, skc, skc_num);
-	c->dport = huatuo_ntohs(HUATUO_READ(direct, skc, skc_dport));
-
-	if (family == HUATUO_AF_INET) {
-		c->family = HUATUO_AF_INET;
-		c->saddr[0] = HUATUO_READ(direct, skc, skc_rcv_saddr);
-		c->daddr[0] = HUATUO_READ(direct, skc, skc_daddr);
-		return;
-	}
-	/* The IPv6 fields exist only in kernels built with CONFIG_IPV6. */
-	if (family != HUATUO_AF_INET6 ||
-	    !bpf_core_field_exists(skc->skc_v6_daddr))
-		return;
-	if (direct) {
-		__builtin_memcpy(c->saddr, &skc->skc_v6_rcv_saddr, sizeof(c->saddr));
-		__builtin_memcpy(c->daddr, &skc->skc_v6_daddr, sizeof(c->daddr));
-	} else {
-		bpf_core_read(c->saddr, sizeof(c->saddr), &skc->skc_v6_rcv_saddr);
-		bpf_core_read(c->daddr, sizeof(c->daddr), &skc->skc_v6_daddr);
-	}
-	c->family = HUATUO_AF_INET6;
-	/* A dual-stack socket talking IPv4: on the wire it is IPv4. */
-	if (ipv4_mapped(c->daddr)) {
-		c->family = HUATUO_AF_INET;
-		c->saddr[0] = c->saddr[3];
-		c->daddr[0] = c->daddr[3];
-		c->saddr[1] = c->saddr[2] = c->saddr[3] = 0;
-		c->daddr[1] = c->daddr[2] = c->daddr[3] = 0;
-	}
-}
 
 /* See enum tcp_retransmit_reason for what each class means. */
 static __always_inline __u8 data_reason(struct sock *sk, const bool direct)
@@ -147,7 +92,7 @@ static __always_inline __u32 l3_class(__u8 family)
 }
 
 static __always_inline void count(__u32 kind, __u32 reason,
-				  const struct tr_conn *c)
+				  const struct huatuo_conn *c)
 {
 	struct tcp_retransmit_counts *counts;
 	__u32 state = c->state, l3 = l3_class(c->family), zero = 0;
@@ -161,39 +106,9 @@ static __always_inline void count(__u32 kind, __u32 reason,
 		counts->count[kind][reason][state][l3] += 1;
 }
 
-/*
- * The v2 cgroup of the process that created the socket (a listener's for
- * SYN-ACKs). Retransmits mostly run from timers and softirqs, where the
- * current task is unrelated, so that is only the fallback for kernels whose
- * socket holds no cgroup pointer (before 5.15). Kernel sockets have none: 0.
- */
-static __always_inline __u64 sock_cgroup_id(struct sock *sk, const bool direct)
-{
-	struct kernfs_node *kn;
-	struct cgroup *cgrp;
-
-	if (!bpf_core_field_exists(sk->sk_cgrp_data) ||
-	    !bpf_core_field_exists(struct sock_cgroup_data, cgroup))
-		return bpf_get_current_cgroup_id();
-	cgrp = HUATUO_READ(direct, sk, sk_cgrp_data.cgroup);
-	if (!cgrp)
-		return 0;
-	kn = HUATUO_READ(direct, cgrp, kn);
-	if (!kn)
-		return 0;
-	return HUATUO_READ(direct, kn, id);
-}
-
-static __always_inline __u32 netns_inum(struct sock *sk, const bool direct)
-{
-	struct net *net = HUATUO_READ(direct, sk, __sk_common.skc_net.net);
-
-	return net ? HUATUO_READ(direct, net, ns.inum) : 0;
-}
-
 /* Counts one retransmit, then records it if the rate limit allows. */
 static __always_inline void handle(__u8 kind, __u8 reason,
-				   const struct tr_conn *c, struct sock *sk,
+				   const struct huatuo_conn *c, struct sock *sk,
 				   struct sk_buff *skb, const bool direct)
 {
 	struct tcp_retransmit_event *e;
@@ -209,8 +124,8 @@ static __always_inline void handle(__u8 kind, __u8 reason,
 	__builtin_memset(e, 0, sizeof(*e));
 
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cgroup_id = sock_cgroup_id(sk, direct);
-	e->netns_inum = netns_inum(sk, direct);
+	e->cgroup_id = huatuo_sock_cgroup_id(sk, direct);
+	e->netns_inum = huatuo_sock_netns_inum(sk, direct);
 	if (skb)
 		e->len = HUATUO_READ(direct, skb, len);
 	e->sport = c->sport;
@@ -233,11 +148,11 @@ static __always_inline void handle(__u8 kind, __u8 reason,
 static __always_inline void handle_skb(struct sock *sk, struct sk_buff *skb,
 				       int err, const bool direct)
 {
-	struct tr_conn c = {};
+	struct huatuo_conn c = {};
 
 	if (!sk || err)
 		return;
-	read_conn(&sk->__sk_common, &c, direct);
+	huatuo_read_conn(&sk->__sk_common, &c, direct);
 	handle(TCP_RETRANSMIT_KIND_DATA, data_reason(sk, direct), &c, sk, skb,
 	       direct);
 }
@@ -246,11 +161,11 @@ static __always_inline void handle_skb(struct sock *sk, struct sk_buff *skb,
 static __always_inline void handle_synack(struct sock *sk,
 					  struct request_sock *req, const bool direct)
 {
-	struct tr_conn c = {};
+	struct huatuo_conn c = {};
 
 	if (!sk || !req)
 		return;
-	read_conn(&req->__req_common, &c, direct);
+	huatuo_read_conn(&req->__req_common, &c, direct);
 	handle(TCP_RETRANSMIT_KIND_SYNACK, synack_reason(req, direct), &c, sk,
 	       NULL, direct);
 }
