@@ -15,6 +15,7 @@ pub mod hungtask;
 mod layout;
 pub mod net;
 pub mod netdev_txqueue_timeout;
+pub mod netrecvlat;
 pub mod oom;
 pub mod ras;
 pub mod sched_tick;
@@ -53,6 +54,17 @@ pub fn read_pod<T: aya::Pod>(buf: &[u8]) -> Option<T> {
     // SAFETY: length checked above; Pod types accept every bit pattern; read_unaligned copes
     // with any buffer alignment.
     Some(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<T>()) })
+}
+
+/// Nanoseconds on `clock` (`libc::CLOCK_*`); `bpf_ktime_get_ns()` is `CLOCK_MONOTONIC`.
+pub fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 /// A NUL-padded C char array as text (lossy: comm and device names are not always UTF-8).

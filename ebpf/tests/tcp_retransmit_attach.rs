@@ -17,17 +17,19 @@ use std::os::unix::fs::MetadataExt;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, Program, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use huatuo_ebpf::net::{FAMILY_INET, FAMILY_INET6};
 use huatuo_ebpf::tcp_retransmit::{
     self as abi, CountKey, Kind, Reason, RetransmitCounts, TcpRetransmitEvent,
 };
-use huatuo_ebpf::{EVENTS_MAP, STATS_MAP, STAT_COUNTER_MAP_FULL, STAT_RATE_LIMITED};
+use huatuo_ebpf::{EVENTS_MAP, STAT_COUNTER_MAP_FULL, STAT_RATE_LIMITED};
 use huatuo_otel_tests::cgroup::own_cgroup_id;
 use huatuo_otel_tests::netns::NetNs;
 use huatuo_otel_tests::require_root_and_bpf;
+use support::{attach, detach, stat, Entry, Hook};
 
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_NEW_SYN_RECV: u8 = 12;
@@ -36,69 +38,21 @@ const TCP_NEW_SYN_RECV: u8 = 12;
 const WAIT: Duration = Duration::from_secs(5);
 const PAYLOAD: &[u8] = b"huatuo retransmit";
 
-#[derive(Clone, Copy, Debug)]
-enum Entry {
-    BtfTracePoint,
-    TracePoint,
-}
-
-/// Attaches both hooks through `entry`; returns the programs attached.
-fn attach(ebpf: &mut Ebpf, entry: Entry) -> Vec<&'static str> {
-    let hooks = [
-        (
-            abi::PROG_SKB_BTF,
-            abi::PROG_SKB_TRACEPOINT,
-            abi::TRACEPOINT_SKB,
-        ),
-        (
-            abi::PROG_SYNACK_BTF,
-            abi::PROG_SYNACK_TRACEPOINT,
-            abi::TRACEPOINT_SYNACK,
-        ),
-    ];
-    let vmlinux = aya::Btf::from_sys_fs().expect("kernel BTF");
-    let mut attached = Vec::new();
-    for (btf_prog, tp_prog, name) in hooks {
-        match entry {
-            Entry::BtfTracePoint => {
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut(btf_prog)
-                    .unwrap_or_else(|| panic!("program {btf_prog}"))
-                    .try_into()
-                    .expect("a tp_btf program");
-                prog.load(name, &vmlinux)
-                    .unwrap_or_else(|e| panic!("verifier rejects {btf_prog}: {e:?}"));
-                prog.attach().expect("attach tp_btf");
-                attached.push(btf_prog);
-            }
-            Entry::TracePoint => {
-                let prog: &mut TracePoint = ebpf
-                    .program_mut(tp_prog)
-                    .unwrap_or_else(|| panic!("program {tp_prog}"))
-                    .try_into()
-                    .expect("a tracepoint program");
-                prog.load()
-                    .unwrap_or_else(|e| panic!("verifier rejects {tp_prog}: {e:?}"));
-                prog.attach(abi::TRACEPOINT_CATEGORY, name)
-                    .expect("attach tracepoint");
-                attached.push(tp_prog);
-            }
-        }
-    }
-    attached
-}
-
-/// Detaches and unloads `programs`; their maps stay readable.
-fn detach(ebpf: &mut Ebpf, programs: &[&str]) {
-    for name in programs {
-        match ebpf.program_mut(name).expect("attached program") {
-            Program::BtfTracePoint(p) => p.unload(),
-            Program::TracePoint(p) => p.unload(),
-            _ => unreachable!("{name} is neither tp_btf nor a tracepoint"),
-        }
-        .expect("unload");
-    }
-}
+/// Segments and SYN-ACKs.
+const HOOKS: [Hook; 2] = [
+    (
+        abi::TRACEPOINT_CATEGORY,
+        abi::TRACEPOINT_SKB,
+        abi::PROG_SKB_BTF,
+        abi::PROG_SKB_TRACEPOINT,
+    ),
+    (
+        abi::TRACEPOINT_CATEGORY,
+        abi::TRACEPOINT_SYNACK,
+        abi::PROG_SYNACK_BTF,
+        abi::PROG_SYNACK_TRACEPOINT,
+    ),
+];
 
 fn counts(ebpf: &Ebpf) -> HashMap<CountKey, u64> {
     let map: PerCpuArray<&MapData, RetransmitCounts> =
@@ -106,18 +60,12 @@ fn counts(ebpf: &Ebpf) -> HashMap<CountKey, u64> {
     abi::read_counts(&map).expect("read counts")
 }
 
-fn stat(ebpf: &Ebpf, slot: u32) -> u64 {
-    let map: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(ebpf.map(STATS_MAP).expect("stats")).expect("per-CPU");
-    map.get(&slot, 0).expect("read stats").iter().sum()
-}
-
 /// Retransmits of a connection to a listener on `listen`, dialled at `dial`, through `entry`.
 fn check(entry: Entry, tag: &str, listen: IpAddr, dial: IpAddr) {
     let mut ebpf = EbpfLoader::new()
         .load(huatuo_ebpf::TCP_RETRANSMIT)
         .expect("kernel accepts the tcp_retransmit object");
-    let programs = attach(&mut ebpf, entry);
+    let programs = attach(&mut ebpf, entry, &HOOKS);
 
     let ns = NetNs::create(tag).unwrap();
     // Other tests' namespaces may reuse our port numbers: the namespace tells ours apart.

@@ -152,17 +152,8 @@ pub struct BootClock {
 
 impl BootClock {
     pub fn now() -> Self {
-        let read = |clock| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: ts is a valid, writable timespec.
-            unsafe { libc::clock_gettime(clock, &mut ts) };
-            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-        };
-        let real = read(libc::CLOCK_REALTIME);
-        let mono = read(libc::CLOCK_MONOTONIC);
+        let real = huatuo_ebpf::clock_ns(libc::CLOCK_REALTIME);
+        let mono = huatuo_ebpf::clock_ns(libc::CLOCK_MONOTONIC);
         Self {
             realtime_minus_monotonic_ns: real - mono,
         }
