@@ -1,5 +1,5 @@
 //! Networking: packet drops (dropwatch), TCP retransmits (tcp_retransmit), transmit queue
-//! timeouts (netdev_txqueue_timeout).
+//! timeouts (netdev_txqueue_timeout), receive latency (netrecvlat).
 
 names! {
     /// A packet freed by the kernel as dropped (`skb:kfree_skb`).
@@ -56,4 +56,20 @@ names! {
     Attribute NETDEV_DRIVER = "huatuo.netdev.driver", "string";
     /// Transmit queue timeouts, by interface.
     Metric NETDEV_TXQUEUE_TIMEOUTS = "huatuo.netdev.txqueue_timeouts", "counter {timeout}";
+    /// A received TCP packet that reached a stage of the receive path later than the stage's threshold after the kernel stamped it on receive (netrecvlat). Source is the sender (the peer), destination the local end; `process.pid`, `thread.id` and `thread.name` (the reader) only at stage `user_copy`, the socket's cgroup and TCP state from stage `tcp` on, `network.interface.name` only at stage `netif`.
+    Event NET_RX_LATENCY = "huatuo.net.rx_latency", "event";
+    /// Stage of the receive path the latency was taken at: `netif` (entering the stack, `net:netif_receive_skb`), `tcp` (processed by its established TCP socket, `tcp:tcp_probe`) or `user_copy` (copied to the reading process, `skb:skb_copy_datagram_iovec`).
+    Attribute NET_RX_LATENCY_STAGE = "huatuo.net.rx_latency.stage", "string";
+    /// Nanoseconds from the packet's receive stamp to the stage.
+    Attribute NET_RX_LATENCY_DURATION_NS = "huatuo.net.rx_latency.duration_ns", "int";
+    /// The stage's threshold in nanoseconds (`[tracers.netrecvlat] *_threshold_us`): packets at least this late are reported.
+    Attribute NET_RX_LATENCY_THRESHOLD_NS = "huatuo.net.rx_latency.threshold_ns", "int";
+    /// Present (true) when the packet carried its sender's delivery time (CLOCK_MONOTONIC, e.g. over a veth pair within one namespace) instead of a receive stamp, so the latency counts from the sender.
+    Attribute NET_RX_LATENCY_SENDER_TIMESTAMP = "huatuo.net.rx_latency.sender_timestamp", "boolean";
+    /// Why a packet was not measured: `no_timestamp` (no receive stamp: RX software timestamps were off), `clock_step` (stamped in the future or before a step of the wall clock) or `other_clock` (stamped on CLOCK_TAI).
+    Attribute NET_RX_LATENCY_SKIP_REASON = "huatuo.net.rx_latency.skip_reason", "string";
+    /// Latency of every received TCP packet from its receive stamp to each stage, by stage (`huatuo.net.rx_latency.stage`); log2 buckets counted in the kernel.
+    Metric NET_RX_LATENCY_DURATION = "huatuo.net.rx_latency.duration", "histogram us";
+    /// Received TCP packets whose latency could not be taken, by stage and reason, counted in the kernel.
+    Metric NET_RX_LATENCY_SKIPPED = "huatuo.net.rx_latency.skipped", "counter {packet}";
 }

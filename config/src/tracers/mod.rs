@@ -7,6 +7,7 @@ mod dropwatch;
 mod hungtask;
 mod memburst;
 mod netdev_txqueue_timeout;
+mod netrecvlat;
 mod oom;
 mod ras;
 mod sched_tick;
@@ -19,6 +20,7 @@ pub use dropwatch::*;
 pub use hungtask::*;
 pub use memburst::*;
 pub use netdev_txqueue_timeout::*;
+pub use netrecvlat::*;
 pub use oom::*;
 pub use ras::*;
 pub use sched_tick::*;
@@ -35,6 +37,7 @@ pub struct TracersConfig {
     pub oom: OomConfig,
     pub hungtask: HungtaskConfig,
     pub netdev_txqueue_timeout: NetdevTxqueueTimeoutConfig,
+    pub netrecvlat: NetrecvlatConfig,
     pub memburst: MemburstConfig,
     pub dload: DloadConfig,
     pub cpusys: CpusysConfig,

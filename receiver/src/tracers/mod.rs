@@ -8,6 +8,7 @@ pub mod hungtask;
 pub mod memburst;
 pub mod net;
 pub mod netdev_txqueue_timeout;
+pub mod netrecvlat;
 pub mod oom;
 pub mod ras;
 pub mod sched_tick;
@@ -28,6 +29,7 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(netdev_txqueue_timeout::NetdevTxqueueTimeout::default()),
         Arc::new(sched_tick::SchedTick::default()),
         Arc::new(ras::Ras::default()),
+        Arc::new(netrecvlat::Netrecvlat::default()),
         Arc::new(memburst::Memburst::default()),
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),
