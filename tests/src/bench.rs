@@ -75,3 +75,30 @@ impl Drop for BpfStats {
         let _ = std::fs::write(BPF_STATS_SYSCTL, &self.0);
     }
 }
+
+/// (run_cnt, run_time_ns) of every loaded BPF program whose name starts with one of `names`
+/// (the kernel keeps 15 characters of a name), by the name given, from `bpftool prog show`:
+/// the cost of one tracer's programs, whatever else the agent runs.
+pub fn bpf_program_runs(names: &[&str]) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let output = std::process::Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .context("running bpftool (scripts/install-deps installs it)")?;
+    anyhow::ensure!(output.status.success(), "bpftool prog show failed");
+    let programs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+    let mut runs: Vec<(String, u64, u64)> = names.iter().map(|n| (n.to_string(), 0, 0)).collect();
+    for program in &programs {
+        let Some(loaded) = program["name"].as_str() else {
+            continue;
+        };
+        let Some(entry) = runs
+            .iter_mut()
+            .find(|(name, _, _)| name.starts_with(loaded) && loaded.len() >= name.len().min(15))
+        else {
+            continue;
+        };
+        entry.1 += program["run_cnt"].as_u64().unwrap_or(0);
+        entry.2 += program["run_time_ns"].as_u64().unwrap_or(0);
+    }
+    Ok(runs)
+}
