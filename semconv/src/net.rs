@@ -1,5 +1,5 @@
 //! Networking: packet drops (dropwatch), TCP retransmits (tcp_retransmit), transmit queue
-//! timeouts (netdev_txqueue_timeout), receive latency (netrecvlat).
+//! timeouts (netdev_txqueue_timeout), receive latency (netrecvlat), link changes (netdev).
 
 names! {
     /// A packet freed by the kernel as dropped (`skb:kfree_skb`).
@@ -72,4 +72,24 @@ names! {
     Metric NET_RX_LATENCY_DURATION = "huatuo.net.rx_latency.duration", "histogram us";
     /// Received TCP packets whose latency could not be taken, by stage and reason, counted in the kernel.
     Metric NET_RX_LATENCY_SKIPPED = "huatuo.net.rx_latency.skipped", "counter {packet}";
+    /// A network interface's link changed (rtnetlink `RTM_NEWLINK`): set up or down by an administrator, or its carrier came or went. `network.interface.name` is the interface; the state attributes are those after the change.
+    Event NETDEV_LINK_CHANGE = "huatuo.netdev.link_change", "event";
+    /// Interface index in its network namespace.
+    Attribute NETDEV_IFINDEX = "huatuo.netdev.ifindex", "int";
+    /// What changed, in order: `admin_up`/`admin_down` (IFF_UP) then `carrier_up`/`carrier_down` (IFF_LOWER_UP; an interface set down loses its carrier with it).
+    Attribute NETDEV_LINK_CHANGES = "huatuo.netdev.link.changes", "string[]";
+    /// One change of `huatuo.netdev.link.changes`, on the counter.
+    Attribute NETDEV_LINK_CHANGE_KIND = "huatuo.netdev.link.change", "string";
+    /// Administrative state (IFF_UP): `up` or `down`.
+    Attribute NETDEV_ADMIN_STATE = "huatuo.netdev.admin_state", "string";
+    /// Carrier as the kernel reports it (IFF_LOWER_UP, only while administratively up): `up` or `down`.
+    Attribute NETDEV_CARRIER = "huatuo.netdev.carrier", "string";
+    /// RFC 2863 operational state (`up`, `down`, `lowerlayerdown`, `dormant`, `testing`, `notpresent`, `unknown`).
+    Attribute NETDEV_OPERSTATE = "huatuo.netdev.operstate", "string";
+    /// Version of the driver (`ethtool -i`), when it reports one.
+    Attribute NETDEV_DRIVER_VERSION = "huatuo.netdev.driver.version", "string";
+    /// Firmware version of the device (`ethtool -i`), when it has one.
+    Attribute NETDEV_FIRMWARE_VERSION = "huatuo.netdev.firmware.version", "string";
+    /// Link changes of network interfaces, by interface, driver and change.
+    Metric NETDEV_LINK_CHANGES_TOTAL = "huatuo.netdev.link_changes", "counter {change}";
 }

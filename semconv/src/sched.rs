@@ -1,5 +1,5 @@
 //! Scheduling and CPUs: tasks the kernel's hung-task detector reports (hungtask), late scheduler
-//! ticks (sched_tick), per-CPU breakdowns.
+//! ticks (sched_tick), CPUs its soft-lockup watchdog reports (softlockup), per-CPU breakdowns.
 
 names! {
     /// Logical CPU number the measurement was taken on (OTel `cpu.logical_number`), on per-CPU metrics and on events that concern one CPU.
@@ -30,4 +30,22 @@ names! {
     Attribute KERNEL_STACK = "huatuo.kernel.stack", "string";
     /// Scheduler ticks that ran at least the threshold late, by CPU (`cpu.logical_number`), counted in the kernel (every one, including those the rate limit kept from becoming events).
     Metric SCHED_TICK_LATE_TICKS = "huatuo.sched_tick.late_ticks", "counter {tick}";
+    /// The kernel's soft-lockup watchdog reported a CPU that ran kernel code without scheduling for longer than twice `kernel.watchdog_thresh` (read from the kernel's own log records, never from lines written to `/dev/kmsg` from user space). `cpu.logical_number` is the CPU; `thread.id`, `thread.name` and `process.pid` describe the task that was running on it.
+    Event SOFT_LOCKUP = "huatuo.soft_lockup", "event";
+    /// Seconds the CPU had been stuck when the watchdog reported it (its `stuck for Ns`).
+    Attribute SOFT_LOCKUP_DURATION = "huatuo.soft_lockup.duration", "int";
+    /// Kernel stack of the stuck task as the watchdog logged it: the interrupted instruction (`RIP`), then the task's frames, innermost first, without those the unwinder marks unreliable; at most 64 frames.
+    Attribute SOFT_LOCKUP_STACK = "huatuo.soft_lockup.stack", "string";
+    /// The kernel log records that followed the report for `backtrace_window_ms`, one per line with their kernel time (`[seconds.micros] message`): the watchdog's registers and call trace, and the all-CPU backtraces when `all_cpu_backtrace` is on; at most `max_log_kib`.
+    Attribute SOFT_LOCKUP_KERNEL_LOG = "huatuo.soft_lockup.kernel_log", "string";
+    /// Kernel log records of the window left out of `huatuo.soft_lockup.kernel_log` because it was full.
+    Attribute SOFT_LOCKUP_KERNEL_LOG_OMITTED = "huatuo.soft_lockup.kernel_log.omitted", "int";
+    /// Whether the kernel carried the soft-lockup taint (`L`, bit 14 of `kernel.tainted`) when the report was emitted: the watchdog sets it right after reporting, so `false` on a report means the kernel log and the taint disagree.
+    Attribute SOFT_LOCKUP_TAINTED = "huatuo.soft_lockup.tainted", "boolean";
+    /// Soft lockup reports held back by the back-off (`backoff_*_secs`) since the previous event; all of them are in `huatuo.soft_lockups`.
+    Attribute SOFT_LOCKUP_HELD_BACK = "huatuo.soft_lockup.held_back", "int";
+    /// Every soft lockup report of the kernel's watchdog (also those held back by the back-off), by CPU.
+    Metric SOFT_LOCKUPS = "huatuo.soft_lockups", "counter {report}";
+    /// Lines that read like soft lockup reports but were written to `/dev/kmsg` from user space (not the kernel facility): ignored, never events; anything above zero means someone forges kernel messages.
+    Metric SOFT_LOCKUP_FORGED = "huatuo.soft_lockup.forged_reports", "counter {record}";
 }

@@ -6,11 +6,13 @@ mod dload;
 mod dropwatch;
 mod hungtask;
 mod memburst;
+mod netdev;
 mod netdev_txqueue_timeout;
 mod netrecvlat;
 mod oom;
 mod ras;
 mod sched_tick;
+mod softlockup;
 mod tcp_retransmit;
 
 pub use cpuidle::*;
@@ -19,11 +21,13 @@ pub use dload::*;
 pub use dropwatch::*;
 pub use hungtask::*;
 pub use memburst::*;
+pub use netdev::*;
 pub use netdev_txqueue_timeout::*;
 pub use netrecvlat::*;
 pub use oom::*;
 pub use ras::*;
 pub use sched_tick::*;
+pub use softlockup::*;
 pub use tcp_retransmit::*;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +48,8 @@ pub struct TracersConfig {
     pub cpuidle: CpuidleConfig,
     pub sched_tick: SchedTickConfig,
     pub ras: RasConfig,
+    pub softlockup: SoftlockupConfig,
+    pub netdev: NetdevConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

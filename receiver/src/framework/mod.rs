@@ -2,6 +2,7 @@
 //! keeps every enabled tracer running without letting one failure reach the others.
 
 mod autotracing;
+mod backoff;
 mod counters;
 mod event;
 mod histogram;
@@ -11,6 +12,7 @@ mod supervisor;
 
 pub(crate) use autotracing::autotracer;
 pub use autotracing::{run_autotracer, Autotracer, Capture, Trigger};
+pub use backoff::{Backoff, BackoffPolicy};
 pub use counters::{read_programs_stats, KernelCounters, UserCounter};
 pub(crate) use event::event_tracer;
 pub use event::{drain_records, parse_record, run_event_tracer, EventTracer, OptionalHooks};
@@ -133,6 +135,29 @@ pub trait Tracer: Send + Sync + 'static {
     /// restarted after its back-off). Returning [`RunError::Unsupported`] stops it for good.
     fn run(self: Arc<Self>, ctx: TracerContext) -> BoxFuture<'static, Result<(), RunError>>;
 }
+
+/// The [`Tracer`] methods every event tracer with a `[tracers.NAME]` section writes the same way:
+/// for tracers that implement [`Tracer`] themselves (no BPF object, so no [`EventTracer`]).
+macro_rules! section_tracer_methods {
+    ($name:expr, $section:expr) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn kind(&self) -> $crate::framework::TracerKind {
+            $crate::framework::TracerKind::Event
+        }
+
+        fn enabled(&self, config: &huatuo_config::Config) -> bool {
+            huatuo_config::TracerSection::enabled($section(config))
+        }
+
+        fn restart_backoff(&self, config: &huatuo_config::Config) -> std::time::Duration {
+            huatuo_config::TracerSection::restart_backoff($section(config))
+        }
+    };
+}
+pub(crate) use section_tracer_methods;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

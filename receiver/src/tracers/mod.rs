@@ -7,9 +7,11 @@ pub mod dropwatch;
 pub mod hungtask;
 pub mod memburst;
 pub mod net;
+pub mod netdev;
 pub mod netdev_txqueue_timeout;
 pub mod netrecvlat;
 pub mod oom;
+pub mod softlockup;
 pub mod ras;
 pub mod sched_tick;
 pub mod tcp_retransmit;
@@ -30,6 +32,8 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(sched_tick::SchedTick::default()),
         Arc::new(ras::Ras::default()),
         Arc::new(netrecvlat::Netrecvlat::default()),
+        Arc::new(softlockup::Softlockup::default()),
+        Arc::new(netdev::Netdev::default()),
         Arc::new(memburst::Memburst::default()),
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),
