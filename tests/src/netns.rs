@@ -139,6 +139,55 @@ impl Drop for NetNs {
     }
 }
 
+/// A veth pair in the test's own network namespace (where the agent runs), both ends down;
+/// dropping it deletes both ends.
+pub struct VethPair {
+    name: String,
+    peer: String,
+}
+
+impl VethPair {
+    /// Creates `<tag><pid>a` and `<tag><pid>b`; `tag` (a few letters) keeps tests apart, the
+    /// pid concurrent runs. Interface names have at most 15 bytes.
+    pub fn create(tag: &str) -> anyhow::Result<Self> {
+        let base = format!("{tag}{}", std::process::id() % 100_000);
+        if base.len() + 1 > 15 {
+            bail!("veth tag {tag:?} too long for an interface name");
+        }
+        let (name, peer) = (format!("{base}a"), format!("{base}b"));
+        run(
+            "ip",
+            &["link", "add", &name, "type", "veth", "peer", "name", &peer],
+        )?;
+        Ok(Self { name, peer })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// `ip link set <interface> up|down`.
+    pub fn set(&self, interface: &str, up: bool) -> anyhow::Result<()> {
+        run(
+            "ip",
+            &["link", "set", interface, if up { "up" } else { "down" }],
+        )
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        // Deleting one end deletes its peer.
+        if let Err(e) = run("ip", &["link", "del", &self.name]) {
+            eprintln!("could not delete veth pair {}: {e:#}", self.name);
+        }
+    }
+}
+
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     let output = Command::new(program)
         .args(args)
