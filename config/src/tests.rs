@@ -138,3 +138,12 @@ fn a_bad_interface_pattern_names_its_key() {
         "{error}"
     );
 }
+
+#[test]
+fn unknown_softirq_vector_names_key_and_value() {
+    let file = write_config("[tracers.softirq]\nvectors = [\"NET_RX\", \"NETRX\"]\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("tracers.softirq.vectors"), "{text}");
+    assert!(text.contains("NETRX"), "{text}");
+}

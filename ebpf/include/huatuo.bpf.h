@@ -108,6 +108,11 @@ static __always_inline void count_counter_map_full(void)
 	huatuo_stat_inc(HUATUO_STAT_COUNTER_MAP_FULL);
 }
 
+static __always_inline void count_tracking_map_full(void)
+{
+	huatuo_stat_inc(HUATUO_STAT_TRACKING_MAP_FULL);
+}
+
 /*
  * Adds one to `key` in a PERCPU_HASH of u64 counters. Exact counting is the
  * point of such maps, so the only loss (map full) is itself counted.

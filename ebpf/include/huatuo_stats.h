@@ -21,6 +21,11 @@ enum huatuo_stat {
 	HUATUO_STAT_RATE_LIMITED = 1,
 	/* An exact-counting hash map was full, so a key was not counted. */
 	HUATUO_STAT_COUNTER_MAP_FULL = 2,
+	/*
+	 * A hash map tracking something in progress (a task inside a
+	 * reclaim...) was full, so its duration could not be measured.
+	 */
+	HUATUO_STAT_TRACKING_MAP_FULL = 3,
 
 	/* Number of slots in use; always last. */
 	HUATUO_STAT__COUNT,

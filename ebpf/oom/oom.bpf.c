@@ -18,6 +18,7 @@
 
 #include "vmlinux.h"
 #include "huatuo.bpf.h"
+#include "huatuo_memcg.bpf.h"
 #include "oom.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -41,35 +42,6 @@ HUATUO_BTF_EXPORT(struct oom_event, oom_event);
 _Static_assert(sizeof(struct oom_event) == 144, "event layout");
 _Static_assert(__builtin_offsetof(struct oom_event, trigger_comm) == 112,
 	       "event layout");
-
-/*
- * The task's css of the memory controller, whose cgroup is the memory
- * cgroup the task is charged to (on v2, the nearest ancestor with the
- * controller enabled). NULL without CONFIG_MEMCG.
- */
-static __always_inline struct cgroup_subsys_state *
-memory_css(struct task_struct *task)
-{
-	struct cgroup_subsys_state *css = NULL;
-	struct css_set *cset;
-	int id;
-
-	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
-		return NULL;
-	/* Controller ids depend on the kernel's configuration. */
-	id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	cset = BPF_CORE_READ(task, cgroups);
-	if (!cset)
-		return NULL;
-	bpf_core_read(&css, sizeof(css), &cset->subsys[id]);
-	return css;
-}
-
-/* The kernfs id of the css's cgroup directory, i.e. its inode number. */
-static __always_inline __u64 css_cgroup_id(struct cgroup_subsys_state *css)
-{
-	return css ? BPF_CORE_READ(css, cgroup, kn, id) : 0;
-}
 
 static __always_inline __u64 pages_to_bytes(__u64 pages)
 {

@@ -13,6 +13,7 @@ pub mod hist;
 pub mod hungtask;
 #[cfg(test)]
 mod layout;
+pub mod memreclaim;
 pub mod net;
 pub mod netdev_txqueue_timeout;
 pub mod netrecvlat;
@@ -20,6 +21,7 @@ pub mod oom;
 pub mod ras;
 pub mod sched_tick;
 pub mod stack;
+pub mod softirq;
 pub mod tcp_retransmit;
 
 use std::borrow::Cow;
@@ -43,6 +45,8 @@ pub const STAT_RINGBUF_LOST: u32 = 0;
 pub const STAT_RATE_LIMITED: u32 = 1;
 /// `stats` slot: drops not counted because a counter hash map was full.
 pub const STAT_COUNTER_MAP_FULL: u32 = 2;
+/// `stats` slot: durations not measured because a tracking hash map was full.
+pub const STAT_TRACKING_MAP_FULL: u32 = 3;
 /// Capacity of the `stats` map (slots beyond the named ones are reserved).
 pub const STAT_SLOTS: u32 = 8;
 
@@ -111,6 +115,10 @@ mod tests {
             assert_eq!(
                 value("HUATUO_STAT_COUNTER_MAP_FULL"),
                 i64::from(STAT_COUNTER_MAP_FULL)
+            );
+            assert_eq!(
+                value("HUATUO_STAT_TRACKING_MAP_FULL"),
+                i64::from(STAT_TRACKING_MAP_FULL)
             );
             assert!(value("HUATUO_STAT__COUNT") <= i64::from(STAT_SLOTS));
         }

@@ -7,7 +7,7 @@ names! {
     Attribute TRACER_KIND = "huatuo.tracer.kind", "string";
     /// Tracer state: `running`, `restarting`, `unsupported`, `disabled`, `stopped`.
     Attribute TRACER_STATE = "huatuo.tracer.state", "string";
-    /// Why records were dropped: `ring_buffer_full` (kernel could not reserve), `rate_limited` (suppressed by the configured rate), `counter_map_full`, `kernel_recursion` (the kernel skipped the program: it was already running on that CPU), `decode_error`.
+    /// Why records were dropped: `ring_buffer_full` (kernel could not reserve), `rate_limited` (suppressed by the configured rate), `counter_map_full`, `tracking_map_full` (a duration could not be measured: the map of tasks in progress was full), `kernel_recursion` (the kernel skipped the program: it was already running on that CPU), `decode_error`.
     Attribute DROP_CAUSE = "huatuo.drop.cause", "string";
     /// 1 for the state a tracer is in, 0 for the other states.
     Metric TRACER_STATUS = "huatuo.tracer.status", "gauge {state}";

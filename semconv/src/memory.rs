@@ -1,4 +1,5 @@
-//! Memory: OOM kills (oom), memory cgroups, and the host's memory at the time.
+//! Memory: OOM kills (oom), reclaim stalls (memreclaim), memory cgroups, and the host's memory at
+//! the time.
 
 names! {
     /// The OOM killer chose a task to kill (`oom:mark_victim`). `process.pid`, `thread.id` and `thread.name` describe the task whose allocation triggered it; `huatuo.oom.victim.*` the task killed.
@@ -25,7 +26,7 @@ names! {
     Attribute OOM_VICTIM_PAGE_TABLES = "huatuo.oom.victim.memory.page_tables", "int";
     /// Memory cgroup of the task whose allocation triggered the OOM, relative to the memory controller's hierarchy (v1 or v2).
     Attribute OOM_TRIGGER_MEMCG_PATH = "huatuo.oom.trigger.memcg.path", "string";
-    /// Memory cgroup of the victim, relative to the memory controller's hierarchy (`/sys/fs/cgroup/memory` on v1, the unified mount on v2).
+    /// Memory cgroup of the OOM victim or of the task stalled in reclaim, relative to the memory controller's hierarchy (`/sys/fs/cgroup/memory` on v1, the unified mount on v2).
     Attribute MEMCG_PATH = "huatuo.memcg.path", "string";
     /// Kernel id (directory inode) of that memory cgroup.
     Attribute MEMCG_ID = "huatuo.memcg.id", "int";
@@ -61,4 +62,16 @@ names! {
     Attribute HOST_SWAP_FREE = "huatuo.host.swap.free", "int";
     /// OOM kills, by the victim's memory cgroup (`huatuo.memcg.path`, absent when unknown).
     Metric OOM_KILLS = "huatuo.oom.kills", "counter {kill}";
+    /// A task was stalled in memory reclaim for at least `stall_threshold_ms`: direct reclaim (`vmscan:mm_vmscan_direct_reclaim_begin/_end`, the page allocator freeing memory on the allocating task's time) or memory cgroup reclaim (`vmscan:mm_vmscan_memcg_reclaim_begin/_end`, a charge over the cgroup's limit). `process.pid`, `thread.id` and `thread.name` describe the task; `huatuo.memcg.*` its memory cgroup.
+    Event MEMORY_RECLAIM_STALL = "huatuo.memory.reclaim.stall", "event";
+    /// Which reclaim: `direct` or `memcg`.
+    Attribute MEMORY_RECLAIM_KIND = "huatuo.memory.reclaim.kind", "string";
+    /// Nanoseconds the task spent in the reclaim.
+    Attribute MEMORY_RECLAIM_STALL_DURATION = "huatuo.memory.reclaim.stall.duration", "int";
+    /// Pages the reclaim freed.
+    Attribute MEMORY_RECLAIM_PAGES = "huatuo.memory.reclaim.pages", "int";
+    /// Duration of every direct and memory cgroup reclaim a task went through, by `huatuo.memory.reclaim.kind`, counted in the kernel in log2 buckets of microseconds.
+    Metric MEMORY_RECLAIM_DURATION = "huatuo.memory.reclaim.duration", "histogram us";
+    /// Reclaim stalls at or above `stall_threshold_ms`, by `huatuo.memory.reclaim.kind`, every one counted in the kernel whatever the event rate limit.
+    Metric MEMORY_RECLAIM_STALLS = "huatuo.memory.reclaim.stalls", "counter {stall}";
 }

@@ -1,5 +1,6 @@
 //! Scheduling and CPUs: tasks the kernel's hung-task detector reports (hungtask), late scheduler
-//! ticks (sched_tick), CPUs its soft-lockup watchdog reports (softlockup), per-CPU breakdowns.
+//! ticks (sched_tick), CPUs its soft-lockup watchdog reports (softlockup), softirq latency
+//! (softirq), per-CPU breakdowns.
 
 names! {
     /// Logical CPU number the measurement was taken on (OTel `cpu.logical_number`), on per-CPU metrics and on events that concern one CPU.
@@ -48,4 +49,12 @@ names! {
     Metric SOFT_LOCKUPS = "huatuo.soft_lockups", "counter {report}";
     /// Lines that read like soft lockup reports but were written to `/dev/kmsg` from user space (not the kernel facility): ignored, never events; anything above zero means someone forges kernel messages.
     Metric SOFT_LOCKUP_FORGED = "huatuo.soft_lockup.forged_reports", "counter {record}";
+    /// A softirq vector began running on a CPU at least `latency_threshold_us` after it was raised there (`irq:softirq_raise` to `irq:softirq_entry`): networking, timers or RCU on that CPU were held up by interrupts or by code running with softirqs disabled. `cpu.logical_number` is the CPU; `process.pid`, `thread.id` and `thread.name` the task that was running when the vector finally ran (0 / `swapper` for idle).
+    Event SOFTIRQ_DELAY = "huatuo.softirq.delay", "event";
+    /// The softirq vector, by the kernel's name: `HI`, `TIMER`, `NET_TX`, `NET_RX`, `BLOCK`, `IRQ_POLL`, `TASKLET`, `SCHED`, `HRTIMER`, `RCU`.
+    Attribute SOFTIRQ_VECTOR = "huatuo.softirq.vector", "string";
+    /// Nanoseconds from the first raise of the vector on the CPU to the start of its handler.
+    Attribute SOFTIRQ_DELAY_DURATION = "huatuo.softirq.delay.duration", "int";
+    /// Raise-to-entry latency of every run of the watched softirq vectors, by `huatuo.softirq.vector` (and `cpu.logical_number` with `per_cpu`), counted in the kernel in log2 buckets of microseconds.
+    Metric SOFTIRQ_LATENCY = "huatuo.softirq.latency", "histogram us";
 }

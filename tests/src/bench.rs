@@ -1,7 +1,9 @@
-//! What the benchmarks measure of the agent process: CPU time, peak memory, and the run count
-//! and run time of its BPF programs (with kernel BPF statistics turned on for the run).
+//! What the benchmarks measure about the agent process: CPU time, peak memory, and the kernel's
+//! run-time statistics of the BPF programs it holds (with `kernel.bpf_stats_enabled` turned on
+//! for the measurement and restored).
 
-use anyhow::Context;
+use anyhow::Context as _;
+use std::collections::HashMap;
 
 const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
@@ -30,11 +32,36 @@ pub fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
-/// (run_cnt, run_time_ns) summed over the BPF programs the process holds, from fdinfo.
-pub fn bpf_prog_stats(pid: u32) -> anyhow::Result<(u64, u64)> {
+/// Runs and nanoseconds spent in BPF programs, as the kernel counts them with bpf_stats on.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ProgramRuns {
+    pub runs: u64,
+    pub nanos: u64,
+}
+
+impl ProgramRuns {
+    /// What ran between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            runs: self.runs - earlier.runs,
+            nanos: self.nanos - earlier.nanos,
+        }
+    }
+
+    pub fn ns_per_run(self) -> f64 {
+        if self.runs == 0 {
+            return f64::NAN;
+        }
+        self.nanos as f64 / self.runs as f64
+    }
+}
+
+/// Runs summed over the BPF programs the process holds whose name (the kernel keeps its first
+/// 15 bytes) starts with one of `prefixes`; every program when `prefixes` is empty.
+pub fn bpf_prog_stats(pid: u32, prefixes: &[&str]) -> anyhow::Result<ProgramRuns> {
     // The agent may hold several fds of one program (it keeps one for its own statistics):
     // count each program once, by id.
-    let mut programs = std::collections::HashMap::new();
+    let mut programs = HashMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
         let Ok(info) = std::fs::read_to_string(entry?.path()) else {
             continue;
@@ -48,14 +75,41 @@ pub fn bpf_prog_stats(pid: u32) -> anyhow::Result<(u64, u64)> {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
         };
-        programs.insert(
-            field("prog_id:"),
-            (field("run_cnt:"), field("run_time_ns:")),
-        );
+        let runs = ProgramRuns {
+            runs: field("run_cnt:"),
+            nanos: field("run_time_ns:"),
+        };
+        programs.insert(field("prog_id:") as u32, runs);
+    }
+    if !prefixes.is_empty() {
+        let names = program_names()?;
+        programs.retain(|id, _| {
+            names.get(id).is_some_and(|name| {
+                prefixes
+                    .iter()
+                    .any(|p| name.starts_with(&p[..p.len().min(15)]))
+            })
+        });
     }
     Ok(programs
         .values()
-        .fold((0, 0), |(runs, nanos), (r, n)| (runs + r, nanos + n)))
+        .fold(ProgramRuns::default(), |total, p| ProgramRuns {
+            runs: total.runs + p.runs,
+            nanos: total.nanos + p.nanos,
+        }))
+}
+
+/// Every loaded BPF program's name, by id.
+fn program_names() -> anyhow::Result<HashMap<u32, String>> {
+    let mut names = HashMap::new();
+    for program in aya::programs::loaded_programs() {
+        let program = program.context("listing loaded BPF programs")?;
+        names.insert(
+            program.id(),
+            program.name_as_str().unwrap_or_default().to_owned(),
+        );
+    }
+    Ok(names)
 }
 
 /// Turns on kernel BPF run-time accounting for the benchmark and restores the previous value.

@@ -2,7 +2,7 @@
 //! without touching the host's: created with `ip netns`, entered per thread with setns(2), and
 //! deleted, with every rule and socket route in them, when the guard is dropped.
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
@@ -97,6 +97,30 @@ impl NetNs {
             server,
             _listener: listener,
         })
+    }
+
+    /// Sends `count` UDP datagrams over the namespace's loopback, each answered before the next
+    /// leaves, so every one is received (one NET_RX softirq raised and run per datagram, with
+    /// nothing queued or dropped on the way).
+    pub fn udp_round_trips(&self, count: usize) -> anyhow::Result<()> {
+        self.enter(|| -> anyhow::Result<()> {
+            let localhost = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+            let server = UdpSocket::bind(localhost)?;
+            let client = UdpSocket::bind(localhost)?;
+            let timeout = Some(std::time::Duration::from_secs(1));
+            server.set_read_timeout(timeout)?;
+            client.set_read_timeout(timeout)?;
+            client.connect(server.local_addr()?)?;
+            let mut buf = [0u8; 64];
+            for _ in 0..count {
+                client.send(b"huatuo softirq")?;
+                let (len, from) = server.recv_from(&mut buf)?;
+                server.send_to(&buf[..len], from)?;
+                client.recv(&mut buf)?;
+            }
+            Ok(())
+        })?
+        .context("UDP round trips over the namespace's loopback")
     }
 }
 

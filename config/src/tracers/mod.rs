@@ -7,12 +7,14 @@ mod dropwatch;
 mod hungtask;
 mod memburst;
 mod netdev;
+mod memreclaim;
 mod netdev_txqueue_timeout;
 mod netrecvlat;
 mod oom;
 mod ras;
 mod sched_tick;
 mod softlockup;
+mod softirq;
 mod tcp_retransmit;
 
 pub use cpuidle::*;
@@ -22,12 +24,14 @@ pub use dropwatch::*;
 pub use hungtask::*;
 pub use memburst::*;
 pub use netdev::*;
+pub use memreclaim::*;
 pub use netdev_txqueue_timeout::*;
 pub use netrecvlat::*;
 pub use oom::*;
 pub use ras::*;
 pub use sched_tick::*;
 pub use softlockup::*;
+pub use softirq::*;
 pub use tcp_retransmit::*;
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +54,8 @@ pub struct TracersConfig {
     pub ras: RasConfig,
     pub softlockup: SoftlockupConfig,
     pub netdev: NetdevConfig,
+    pub softirq: SoftirqConfig,
+    pub memreclaim: MemreclaimConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

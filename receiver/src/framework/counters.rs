@@ -109,6 +109,7 @@ pub fn read_programs_stats(
         (huatuo_ebpf::STAT_RINGBUF_LOST, "ring_buffer_full"),
         (huatuo_ebpf::STAT_RATE_LIMITED, "rate_limited"),
         (huatuo_ebpf::STAT_COUNTER_MAP_FULL, "counter_map_full"),
+        (huatuo_ebpf::STAT_TRACKING_MAP_FULL, "tracking_map_full"),
     ] {
         let per_cpu = map.get(&slot, 0)?;
         totals.insert(cause, per_cpu.iter().sum());

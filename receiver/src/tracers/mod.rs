@@ -6,6 +6,7 @@ pub mod dload;
 pub mod dropwatch;
 pub mod hungtask;
 pub mod memburst;
+pub mod memreclaim;
 pub mod net;
 pub mod netdev;
 pub mod netdev_txqueue_timeout;
@@ -14,6 +15,7 @@ pub mod oom;
 pub mod softlockup;
 pub mod ras;
 pub mod sched_tick;
+pub mod softirq;
 pub mod tcp_retransmit;
 #[cfg(test)]
 mod test_support;
@@ -34,6 +36,8 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(netrecvlat::Netrecvlat::default()),
         Arc::new(softlockup::Softlockup::default()),
         Arc::new(netdev::Netdev::default()),
+        Arc::new(softirq::Softirq::default()),
+        Arc::new(memreclaim::Memreclaim::default()),
         Arc::new(memburst::Memburst::default()),
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),

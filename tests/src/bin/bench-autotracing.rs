@@ -4,7 +4,7 @@
 //! `scripts/bench-autotracing [SECONDS]` (release build, root).
 
 use anyhow::bail;
-use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats};
+use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats, ProgramRuns};
 use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
 use huatuo_semconv::autotracing as names;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,14 +110,14 @@ async fn capture_cost(receiver: &OtlpReceiver, seconds: u64) -> anyhow::Result<C
     let _stats = BpfStats::enable()?;
     // The sampler is the agent's only program and lives only during the capture: keep the last
     // reading taken while it was loaded.
-    let mut program = (0, 0);
+    let mut program = ProgramRuns::default();
     let profile = loop {
         let received = receiver.received();
         if let Some(profile) = received.logs_with_event(names::CPU_PROFILE).first() {
             break profile.clone();
         }
-        let now = bpf_prog_stats(pid)?;
-        if now.0 > 0 {
+        let now = bpf_prog_stats(pid, &[])?;
+        if now.runs > 0 {
             program = now;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -126,7 +126,7 @@ async fn capture_cost(receiver: &OtlpReceiver, seconds: u64) -> anyhow::Result<C
     agent.terminate(WAIT).await?;
     Ok(CaptureCost {
         samples: profile.attr_i64(names::PROFILE_SAMPLES).unwrap_or(0) as u64,
-        kernel_ns_per_sample: program.1 as f64 / program.0.max(1) as f64,
+        kernel_ns_per_sample: program.nanos as f64 / program.runs.max(1) as f64,
         agent_cpu_seconds,
         folded_bytes: profile
             .attr_str(names::PROFILE_FOLDED)

@@ -68,17 +68,16 @@ async fn main() -> anyhow::Result<()> {
         .latest_sum(net::SKB_DROPS, &drops)
         .unwrap_or(0.0);
     let cpu_before = cpu_seconds(pid)?;
-    let (runs_before, nanos_before) = bpf_prog_stats(pid)?;
+    let runs_before = bpf_prog_stats(pid, &[])?;
 
     // Two storms: throughput is measured with kernel BPF accounting off (it adds two clock
     // reads per run), the cost per run with it on.
     let port = closed_udp_port()?;
     let with_agent = send_storm(port, count)?;
-    let (runs, nanos) = {
+    let kernel = {
         let _stats = BpfStats::enable()?;
         send_storm(port, count)?;
-        let (runs, nanos) = bpf_prog_stats(pid)?;
-        (runs - runs_before, nanos - nanos_before)
+        bpf_prog_stats(pid, &[])?.since(runs_before)
     };
     let sent = 2 * count;
     let received = receiver
@@ -110,11 +109,7 @@ async fn main() -> anyhow::Result<()> {
 
     let baseline_after = send_storm(closed_udp_port()?, count)?;
     let baseline = (baseline_before + baseline_after) / 2.0;
-    let ns_per_run = if runs > 0 {
-        nanos as f64 / runs as f64
-    } else {
-        f64::NAN
-    };
+    let (runs, ns_per_run) = (kernel.runs, kernel.ns_per_run());
     let cpu_per_million = cpu / (sent as f64 / 1e6);
     let ratio = with_agent / baseline;
 

@@ -17,7 +17,8 @@ use aya::{Ebpf, EbpfLoader};
 use huatuo_config::{Config, OomConfig};
 use huatuo_ebpf::oom::{self as abi, OomEvent};
 use huatuo_semconv::memory as names;
-use snapshot::{MemoryHierarchy, Snapshotter};
+pub(crate) use snapshot::MemoryHierarchy;
+use snapshot::Snapshotter;
 
 pub const NAME: &str = "oom";
 

@@ -76,6 +76,11 @@ impl MemoryHierarchy {
         })
     }
 
+    /// Where the hierarchy is mounted: the root of the paths of its cgroups.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The memory cgroup of `pid` from `/proc/<pid>/cgroup`; None once the process is reaped.
     fn cgroup_of(&self, pid: u32) -> Option<String> {
         let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;

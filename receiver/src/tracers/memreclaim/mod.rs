@@ -1,0 +1,161 @@
+//! `memreclaim`: tasks stalled in direct reclaim or memory cgroup reclaim
+//! (`vmscan:mm_vmscan_direct_reclaim_begin/_end`, `vmscan:mm_vmscan_memcg_reclaim_begin/_end`).
+//!
+//! Every reclaim a task goes through is counted in the kernel in a log2 histogram of
+//! microseconds, exported as the `huatuo.memory.reclaim.duration` histogram by kind; a stall over
+//! the threshold is also counted in `huatuo.memory.reclaim.stalls` and becomes a log event (and a
+//! span with `spans`) with the task, its cgroup and its memory cgroup, at most
+//! `max_events_per_second`, the rest counted as `rate_limited`.
+
+mod decode;
+
+use crate::attribution::CgroupResolver;
+use crate::framework::{
+    event_tracer, take_map, EventTracer, KernelCounters, KernelHistogram, RunError, TracepointHook,
+    TracerContext,
+};
+use crate::kernel::BootClock;
+use crate::telemetry::{Event, Telemetry};
+use crate::tracers::oom::MemoryHierarchy;
+use anyhow::Context as _;
+use aya::maps::PerCpuArray;
+use aya::{Ebpf, EbpfLoader};
+use huatuo_config::{Config, MemreclaimConfig};
+use huatuo_ebpf::memreclaim::{self as abi, Kind, MemreclaimEvent};
+use huatuo_semconv::memory as names;
+use opentelemetry::KeyValue;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const NAME: &str = "memreclaim";
+
+/// Buckets of 1 µs up to 2^24 µs (about 17 s); longer stalls land in the last one.
+const HISTOGRAM_SLOTS: usize = 25;
+
+/// How often the kernel's counts are folded into the exported histogram: a bound on how stale
+/// an export can be.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
+
+const fn hook(hook: &'static abi::Hook) -> TracepointHook {
+    TracepointHook {
+        tracer: NAME,
+        prog_btf: hook.prog_btf,
+        tp_btf_name: hook.tracepoint,
+        prog_tracepoint: hook.prog_tracepoint,
+        category: abi::TRACEPOINT_CATEGORY,
+        name: hook.tracepoint,
+    }
+}
+
+/// Begins and ends of both kinds: without one of them stalls would go unmeasured.
+const HOOKS: &[TracepointHook] = &[
+    hook(&abi::HOOKS[0]),
+    hook(&abi::HOOKS[1]),
+    hook(&abi::HOOKS[2]),
+    hook(&abi::HOOKS[3]),
+];
+
+fn kind_attributes(kind: Kind) -> Vec<KeyValue> {
+    vec![KeyValue::new(names::MEMORY_RECLAIM_KIND, kind.name())]
+}
+
+pub struct Memreclaim {
+    durations: Arc<KernelHistogram>,
+    stalls: Arc<KernelCounters<Kind>>,
+}
+
+impl Default for Memreclaim {
+    fn default() -> Self {
+        Self {
+            durations: KernelHistogram::new(
+                names::MEMORY_RECLAIM_DURATION,
+                "Time tasks spent in direct and memory cgroup reclaim, counted in the kernel",
+                "us",
+                HISTOGRAM_SLOTS,
+                |row| Kind::from_raw(row).map(kind_attributes).unwrap_or_default(),
+            ),
+            stalls: Arc::default(),
+        }
+    }
+}
+
+event_tracer!(Memreclaim);
+
+impl EventTracer for Memreclaim {
+    const NAME: &'static str = NAME;
+    const HOOKS: &'static [TracepointHook] = HOOKS;
+    type Section = MemreclaimConfig;
+    type Record = MemreclaimEvent;
+
+    fn section(config: &Config) -> &MemreclaimConfig {
+        &config.tracers.memreclaim
+    }
+
+    fn register_metrics(&self, telemetry: &Telemetry) {
+        self.durations.register(&telemetry.meter);
+        let stalls = self.stalls.clone();
+        telemetry
+            .meter
+            .u64_observable_counter(names::MEMORY_RECLAIM_STALLS)
+            .with_description(
+                "Reclaim stalls at or above the threshold, by kind, counted in the kernel",
+            )
+            .with_unit("{stall}")
+            .with_callback(move |observer| {
+                for (kind, count) in stalls.snapshot() {
+                    observer.observe(count, &kind_attributes(kind));
+                }
+            })
+            .build();
+    }
+
+    fn load(&self, ctx: &TracerContext) -> Result<Ebpf, RunError> {
+        let config = &ctx.config.tracers.memreclaim;
+        let per_cpu = ctx.kernel.per_cpu_rate(config.max_events_per_second);
+        let threshold_ns = config.stall_threshold_ms.saturating_mul(1_000_000);
+        EbpfLoader::new()
+            .override_global(huatuo_ebpf::GLOBAL_EVENTS_PER_CPU_PER_SEC, &per_cpu, true)
+            .override_global(abi::GLOBAL_STALL_THRESHOLD_NS, &threshold_ns, true)
+            .map_max_entries(huatuo_ebpf::EVENTS_MAP, config.ring_buffer_kib.bytes())
+            .load(huatuo_ebpf::MEMRECLAIM)
+            .context("loading the memreclaim BPF object")
+            .map_err(RunError::Failed)
+    }
+
+    fn start<'a>(
+        &'a self,
+        ebpf: &mut Ebpf,
+        ctx: &'a TracerContext,
+    ) -> anyhow::Result<impl FnMut(MemreclaimEvent) -> Event + Send + 'a> {
+        let config = &ctx.config.tracers.memreclaim;
+        let histogram = PerCpuArray::try_from(take_map(ebpf, abi::STALL_MAP)?)?;
+        let rows = Kind::ALL.len() as u32;
+        self.durations
+            .attach(histogram, rows, false, FOLD_EVERY, ctx.cancel.clone());
+        let stalls = PerCpuArray::try_from(take_map(ebpf, abi::STALLS_MAP)?)?;
+        self.stalls.attach(move || Ok(abi::read_stalls(&stalls)?));
+
+        let hierarchy = MemoryHierarchy::detect();
+        if hierarchy.is_none() {
+            tracing::warn!(
+                tracer = NAME,
+                "no memory cgroup controller mounted: stalls carry no memory cgroup"
+            );
+        }
+        let memcgs = CgroupResolver::with_root(hierarchy.map(|h| h.root().to_path_buf()));
+        let clock = BootClock::now();
+        let spans = config.spans;
+        Ok(move |raw: MemreclaimEvent| {
+            let memcg_path = (raw.memcg_id != 0)
+                .then(|| memcgs.resolve(raw.memcg_id))
+                .flatten()
+                .map(|found| found.cgroup_path.clone());
+            decode::to_event(&raw, memcg_path, clock, spans)
+        })
+    }
+
+    fn stop(&self) {
+        self.durations.detach();
+        self.stalls.detach();
+    }
+}

@@ -1,0 +1,178 @@
+//! Cost of the softirq and memreclaim tracers under workloads that fire them: kernel ns per
+//! program run (`kernel.bpf_stats_enabled` on for the run, restored after) and, for softirq, the
+//! agent CPU time spent folding the in-kernel histogram into the exported one. Prints a Markdown
+//! table. Run it through `scripts/bench-tracers [ROUND_TRIPS]` (release build, root).
+
+use anyhow::{bail, Context as _};
+use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats, ProgramRuns};
+use huatuo_otel_tests::memcg::MemoryCgroup;
+use huatuo_otel_tests::netns::NetNs;
+use huatuo_otel_tests::{AgentCommand, AgentProcess, OtlpReceiver, Received};
+use huatuo_semconv::{memory, sched};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(120);
+/// The tracers a run does not measure, disabled so their work does not count.
+const TRACERS: [&str; 7] = [
+    "dropwatch",
+    "oom",
+    "hungtask",
+    "tcp_retransmit",
+    "netdev_txqueue_timeout",
+    "softirq",
+    "memreclaim",
+];
+const NET_RX: [(&str, &str); 1] = [(sched::SOFTIRQ_VECTOR, "NET_RX")];
+const MEMCG: [(&str, &str); 1] = [(memory::MEMORY_RECLAIM_KIND, "memcg")];
+
+/// The agent with only `tracer` running, once it has attached and exported metrics once.
+async fn agent_with(receiver: &OtlpReceiver, tracer: &str) -> anyhow::Result<AgentProcess> {
+    let mut command = AgentCommand::otlp_only(&receiver.grpc_endpoint())?;
+    for other in TRACERS.iter().filter(|t| **t != tracer) {
+        command = command.args(["--disable-tracer", other]);
+    }
+    let agent = command.start_tracer(tracer, WAIT).await?;
+    receiver
+        .wait_for(WAIT, "first metric export", |r| !r.metrics.is_empty())
+        .await?;
+    Ok(agent)
+}
+
+struct Measured {
+    kernel: ProgramRuns,
+    /// Agent CPU seconds during the workload, minus as long a time idle.
+    agent_cpu: f64,
+    /// Histogram observations added by the workload.
+    observations: u64,
+}
+
+/// Runs `workload` with bpf_stats on; `observed` reads the histogram count from the exports.
+async fn measure(
+    receiver: &OtlpReceiver,
+    agent: &AgentProcess,
+    programs: &[&str],
+    observed: fn(&Received) -> u64,
+    workload: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<Measured> {
+    let pid = agent.pid();
+    let before = observed(&receiver.received());
+    let idle_start = Instant::now();
+    let idle_cpu = cpu_seconds(pid)?;
+    let stats = BpfStats::enable()?;
+    let runs_before = bpf_prog_stats(pid, programs)?;
+    let cpu_before = cpu_seconds(pid)?;
+    let idle_cpu = cpu_before - idle_cpu;
+    let idle = idle_start.elapsed();
+    let start = Instant::now();
+    tokio::task::block_in_place(workload)?;
+    let elapsed = start.elapsed();
+    let kernel = bpf_prog_stats(pid, programs)?.since(runs_before);
+    drop(stats);
+    // Two folds and an export after the workload: everything it caused is in the histogram.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let observations = observed(&receiver.received()) - before;
+    let idle_rate = if idle.is_zero() {
+        0.0
+    } else {
+        idle_cpu / idle.as_secs_f64()
+    };
+    let waited = elapsed + Duration::from_secs(3);
+    Ok(Measured {
+        kernel,
+        agent_cpu: (cpu - idle_rate * waited.as_secs_f64()).max(0.0),
+        observations,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let round_trips: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()
+        .context("usage: bench-tracers [ROUND_TRIPS]")?
+        .unwrap_or(200_000);
+    if round_trips == 0 {
+        bail!("usage: bench-tracers [ROUND_TRIPS] (a positive number)");
+    }
+
+    let receiver = OtlpReceiver::start().await?;
+    let mut agent = agent_with(&receiver, "softirq").await?;
+    // An idle second first, so the agent's own background CPU can be taken out.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ns = NetNs::create("bench-softirq")?;
+    let softirq = measure(
+        &receiver,
+        &agent,
+        &["softirq_"],
+        |r| {
+            r.histogram_count(sched::SOFTIRQ_LATENCY, &NET_RX)
+                .unwrap_or(0)
+        },
+        || ns.udp_round_trips(round_trips),
+    )
+    .await?;
+    drop(ns);
+    agent.terminate(WAIT).await?;
+    receiver.stop().await;
+
+    let receiver = OtlpReceiver::start().await?;
+    let mut agent = agent_with(&receiver, "memreclaim").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let memreclaim = measure(
+        &receiver,
+        &agent,
+        &["direct_", "memcg_"],
+        |r| {
+            r.histogram_count(memory::MEMORY_RECLAIM_DURATION, &MEMCG)
+                .unwrap_or(0)
+        },
+        || {
+            let cgroup = MemoryCgroup::create("bench-memreclaim", 32 << 20)?;
+            for _ in 0..5 {
+                let mut hog = cgroup.spawn_hog(128 << 20, 500)?;
+                hog.wait_killed(WAIT)?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    agent.terminate(WAIT).await?;
+    receiver.stop().await;
+
+    let fold_ns = softirq.agent_cpu * 1e9 / softirq.observations.max(1) as f64;
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| softirq: UDP round trips over a netns loopback | {round_trips} |");
+    println!(
+        "| softirq: program runs (raise + entry, bpf_stats on) | {} |",
+        softirq.kernel.runs
+    );
+    println!(
+        "| softirq: kernel ns per program run | {:.1} |",
+        softirq.kernel.ns_per_run()
+    );
+    println!(
+        "| softirq: NET_RX waits folded into the histogram | {} |",
+        softirq.observations
+    );
+    println!(
+        "| softirq: agent CPU s (over idle) | {:.3} |",
+        softirq.agent_cpu
+    );
+    println!("| softirq: agent CPU ns per wait folded | {fold_ns:.0} |");
+    println!(
+        "| memreclaim: memcg reclaims (5 processes OOM-killed in a 32 MiB cgroup) | {} |",
+        memreclaim.observations
+    );
+    println!(
+        "| memreclaim: program runs (begin + end, bpf_stats on) | {} |",
+        memreclaim.kernel.runs
+    );
+    println!(
+        "| memreclaim: kernel ns per program run | {:.1} |",
+        memreclaim.kernel.ns_per_run()
+    );
+    Ok(())
+}
