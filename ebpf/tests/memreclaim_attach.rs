@@ -8,23 +8,17 @@
 use std::time::Duration;
 
 use aya::maps::{PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use huatuo_ebpf::hist::Log2Hist;
 use huatuo_ebpf::memreclaim::{self as abi, Kind, MemreclaimEvent};
 use huatuo_ebpf::{EVENTS_MAP, MEMRECLAIM};
+use huatuo_otel_tests::attach::{attach_tracepoint, Entry};
 use huatuo_otel_tests::memcg::MemoryCgroup;
 use huatuo_otel_tests::require_root_and_bpf;
 
 const LIMIT: u64 = 32 << 20;
 const HOG_BYTES: usize = 128 << 20;
 const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Clone, Copy, Debug)]
-enum Entry {
-    BtfTracePoint,
-    TracePoint,
-}
 
 /// Loads with every reclaim over the threshold, and attaches every hook.
 fn attach(entry: Entry) -> Ebpf {
@@ -33,30 +27,14 @@ fn attach(entry: Entry) -> Ebpf {
         .load(MEMRECLAIM)
         .expect("kernel accepts the memreclaim object");
     for hook in &abi::HOOKS {
-        match entry {
-            Entry::BtfTracePoint => {
-                let vmlinux = aya::Btf::from_sys_fs().expect("kernel BTF");
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut(hook.prog_btf)
-                    .expect(hook.prog_btf)
-                    .try_into()
-                    .expect("a tp_btf program");
-                prog.load(hook.tracepoint, &vmlinux)
-                    .expect("verifier accepts the tp_btf program");
-                prog.attach().expect("attach tp_btf");
-            }
-            Entry::TracePoint => {
-                let prog: &mut TracePoint = ebpf
-                    .program_mut(hook.prog_tracepoint)
-                    .expect(hook.prog_tracepoint)
-                    .try_into()
-                    .expect("a tracepoint program");
-                prog.load()
-                    .expect("verifier accepts the tracepoint program");
-                prog.attach(abi::TRACEPOINT_CATEGORY, hook.tracepoint)
-                    .expect("attach tracepoint");
-            }
-        }
+        let programs = (hook.prog_btf, hook.prog_tracepoint);
+        attach_tracepoint(
+            &mut ebpf,
+            entry,
+            programs,
+            abi::TRACEPOINT_CATEGORY,
+            hook.tracepoint,
+        );
     }
     ebpf
 }

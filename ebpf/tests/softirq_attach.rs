@@ -6,22 +6,16 @@
 //! failure to load or attach fails.
 
 use aya::maps::{PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use huatuo_ebpf::hist::Log2Hist;
 use huatuo_ebpf::softirq::{self as abi, SoftirqEvent};
 use huatuo_ebpf::{EVENTS_MAP, SOFTIRQ};
+use huatuo_otel_tests::attach::{attach_tracepoint, Entry};
 use huatuo_otel_tests::netns::NetNs;
 use huatuo_otel_tests::require_root_and_bpf;
 
 const NET_RX: u32 = 3;
 const ROUND_TRIPS: usize = 1_000;
-
-#[derive(Clone, Copy, Debug)]
-enum Entry {
-    BtfTracePoint,
-    TracePoint,
-}
 
 /// Loads with NET_RX watched and every wait over the threshold, and attaches both hooks.
 fn attach(entry: Entry) -> Ebpf {
@@ -43,30 +37,13 @@ fn attach(entry: Entry) -> Ebpf {
         ),
     ];
     for (btf, tracepoint, name) in hooks {
-        match entry {
-            Entry::BtfTracePoint => {
-                let vmlinux = aya::Btf::from_sys_fs().expect("kernel BTF");
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut(btf)
-                    .expect(btf)
-                    .try_into()
-                    .expect("a tp_btf program");
-                prog.load(name, &vmlinux)
-                    .expect("verifier accepts the tp_btf program");
-                prog.attach().expect("attach tp_btf");
-            }
-            Entry::TracePoint => {
-                let prog: &mut TracePoint = ebpf
-                    .program_mut(tracepoint)
-                    .expect(tracepoint)
-                    .try_into()
-                    .expect("a tracepoint program");
-                prog.load()
-                    .expect("verifier accepts the tracepoint program");
-                prog.attach(abi::TRACEPOINT_CATEGORY, name)
-                    .expect("attach tracepoint");
-            }
-        }
+        attach_tracepoint(
+            &mut ebpf,
+            entry,
+            (btf, tracepoint),
+            abi::TRACEPOINT_CATEGORY,
+            name,
+        );
     }
     ebpf
 }

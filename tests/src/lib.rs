@@ -4,6 +4,7 @@
 //! - [`otlp_receiver`]: an in-process OTLP receiver (gRPC and HTTP) with failure injection;
 //! - [`jsonl`]: reads the file exporter's OTLP/JSON lines into the same shape;
 //! - [`signals`]: flat views and lookups over that shape ([`Received`]);
+//! - [`attach`]: attaching a tracer's programs through tp_btf or the classic tracepoint.
 //! - [`process`]: spawning and stopping the agent binary, and the root/BPF precondition.
 //! - [`memcg`]: throwaway memory cgroups and a process the OOM killer kills in one.
 //! - [`netns`]: throwaway network namespaces and a TCP connection that loses packets.
@@ -11,6 +12,7 @@
 //! - [`dstate`]: threads really blocked in state D, on a FUSE file system served in-process.
 //! - [`bench`]: what benchmarks measure of the agent process.
 
+pub mod attach;
 pub mod bench;
 pub mod cgroup;
 pub mod dstate;

@@ -12,8 +12,16 @@ use huatuo_otel_tests::netns::NetNs;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
 use huatuo_semconv::{net, sched};
 
-/// Bound on the agent's start (it parses the kernel's BTF once per hook).
-const STARTUP: Duration = Duration::from_secs(30);
+/// Bound on the agent's start (it parses the kernel's BTF once per hook; slow on a busy host).
+const STARTUP: Duration = Duration::from_secs(60);
+const OTHER_TRACERS: [&str; 6] = [
+    "dropwatch",
+    "oom",
+    "hungtask",
+    "tcp_retransmit",
+    "netdev_txqueue_timeout",
+    "memreclaim",
+];
 /// Bound on each wait for exports: folds every second, metrics every second, logs every 200 ms.
 const WAIT: Duration = Duration::from_secs(10);
 const ROUND_TRIPS: usize = 5_000;
@@ -34,12 +42,7 @@ async fn net_rx_latency_histogram_fills_and_delays_arrive() {
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
         // Tracers load one at a time: the others would only slow the start.
-        .args([
-            "--disable-tracer",
-            "dropwatch",
-            "--disable-tracer",
-            "memreclaim",
-        ])
+        .args(OTHER_TRACERS.iter().flat_map(|t| ["--disable-tracer", t]))
         .env("HUATUO_TRACERS__SOFTIRQ__LATENCY_THRESHOLD_US", "0")
         .env("HUATUO_TRACERS__SOFTIRQ__MAX_EVENTS_PER_SECOND", "1000")
         .env("HUATUO_TRACERS__SOFTIRQ__SPANS", "true")
@@ -87,20 +90,12 @@ async fn net_rx_latency_histogram_fills_and_delays_arrive() {
     assert!(body.starts_with("NET_RX softirq on CPU"), "{body}");
     // With spans on, the delay is also a span.
     assert!(
-        received
-            .spans()
-            .iter()
-            .any(|s| s.name == sched::SOFTIRQ_DELAY),
+        received.span_names().contains(sched::SOFTIRQ_DELAY),
         "{}",
         received.summary()
     );
     received.assert_names_registered();
 
-    let status = agent.terminate(WAIT).await.unwrap();
-    assert!(
-        status.success(),
-        "agent exit {status:?}\n{}",
-        agent.stderr()
-    );
+    agent.terminate_cleanly(WAIT).await;
     receiver.stop().await;
 }
