@@ -188,7 +188,7 @@ mod tests {
         let ras = Ras::default();
         assert_eq!(Tracer::probe(&ras, &kernel), Ok(()));
         assert_eq!(
-            ras.probe_detail(&kernel),
+            Tracer::probe_detail(&ras, &kernel),
             "attaches ras:mc_event, ras:aer_event; absent: mce:mce_record, ras:arm_event, \
              ras:non_standard_event, ras:memory_failure_event"
         );
@@ -208,7 +208,7 @@ mod tests {
     fn tracers_without_optional_hooks_show_no_detail() {
         let (_dir, kernel) = tracefs_with(&[]);
         let tracer = crate::tracers::netdev_txqueue_timeout::NetdevTxqueueTimeout::default();
-        assert_eq!(tracer.probe_detail(&kernel), "");
+        assert_eq!(Tracer::probe_detail(&tracer, &kernel), "");
     }
 
     #[test]
