@@ -5,10 +5,12 @@
 //! Unknown keys and wrong types are errors that name the key and where it came from.
 
 mod error;
+mod prometheus;
 mod schema;
 mod tracers;
 
 pub use error::ConfigError;
+pub use prometheus::*;
 pub use schema::*;
 pub use tracers::*;
 

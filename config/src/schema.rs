@@ -3,6 +3,7 @@
 //! `huatuo-otel.default.toml` (a test keeps the two equal).
 
 use crate::ConfigError;
+use crate::PrometheusExporterConfig;
 use crate::TracersConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,6 +30,9 @@ pub struct AgentConfig {
     pub self_telemetry: bool,
     /// How long shutdown may take to flush exporters before giving up.
     pub shutdown_timeout_secs: u64,
+    /// Keep the kernel's BPF run-time statistics on while the agent runs, for the
+    /// `huatuo.bpf.program.*` metrics. They cost every BPF program on the host a little per run.
+    pub bpf_stats: bool,
 }
 
 impl Default for AgentConfig {
@@ -39,6 +43,7 @@ impl Default for AgentConfig {
             log_level: "info".into(),
             self_telemetry: false,
             shutdown_timeout_secs: 10,
+            bpf_stats: false,
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct ExportersConfig {
     pub batch_interval_ms: u64,
     pub file: FileExporterConfig,
     pub otlp: OtlpExporterConfig,
+    pub prometheus: PrometheusExporterConfig,
 }
 
 impl Default for ExportersConfig {
@@ -67,6 +73,7 @@ impl Default for ExportersConfig {
             batch_interval_ms: 1000,
             file: FileExporterConfig::default(),
             otlp: OtlpExporterConfig::default(),
+            prometheus: PrometheusExporterConfig::default(),
         }
     }
 }

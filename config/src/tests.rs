@@ -147,3 +147,11 @@ fn unknown_softirq_vector_names_key_and_value() {
     assert!(text.contains("tracers.softirq.vectors"), "{text}");
     assert!(text.contains("NETRX"), "{text}");
 }
+
+#[test]
+fn prometheus_listen_address_errors_name_the_key() {
+    let file = write_config("[exporters.prometheus]\nenabled = true\nlisten = \"localhost\"\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("exporters.prometheus.listen"), "{text}");
+}

@@ -5,7 +5,9 @@
  *
  * A histogram map is a PERCPU_ARRAY of struct huatuo_log2_hist: one row per
  * attribute set the tracer defines (a softirq vector, a reclaim kind...),
- * and per-CPU values so that counting needs no atomics. Slot 0 counts values
+ * and per-CPU values so that counting needs no atomics. When the rows are
+ * only known at run time (a disk), it is a PERCPU_HASH keyed by a u32 the
+ * agent can name (a dev_t), bounded, with keys created on first use. Slot 0 counts values
  * 0 and 1, slot k >= 1 values in [2^k, 2^(k+1)); the last slot also takes
  * everything larger. The unit of the values is the tracer's choice.
  *
@@ -38,18 +40,56 @@ static __always_inline __u32 huatuo_log2(__u64 v)
 	return r;
 }
 
+static __always_inline __u32 huatuo_hist_slot(__u64 value)
+{
+	__u32 slot = huatuo_log2(value);
+
+	return slot < HUATUO_HIST_SLOTS ? slot : HUATUO_HIST_SLOTS - 1;
+}
+
 /* Counts `value` in row `row` of histogram map `map`. */
 static __always_inline void huatuo_hist_add(void *map, __u32 row, __u64 value)
 {
 	struct huatuo_log2_hist *hist = bpf_map_lookup_elem(map, &row);
-	__u32 slot;
 
 	if (!hist)
 		return;
-	slot = huatuo_log2(value);
-	if (slot >= HUATUO_HIST_SLOTS)
-		slot = HUATUO_HIST_SLOTS - 1;
-	hist->slots[slot]++;
+	hist->slots[huatuo_hist_slot(value)]++;
+}
+
+/* Declares keyed histogram map `name` of at most `keys` u32 keys. */
+#define HUATUO_HIST_HASH(name, keys)                                     \
+	struct {                                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_HASH);                  \
+		__uint(max_entries, keys);                               \
+		__type(key, __u32);                                      \
+		__type(value, struct huatuo_log2_hist);                  \
+	} name SEC(".maps")
+
+/*
+ * Counts `value` under `key` of keyed histogram map `map`, creating the key
+ * on first use. A value that finds the map full is counted in
+ * stats[HUATUO_STAT_COUNTER_MAP_FULL], never silently lost.
+ */
+static __always_inline void huatuo_hist_add_key(void *map, __u32 key, __u64 value)
+{
+	struct huatuo_log2_hist *hist = bpf_map_lookup_elem(map, &key);
+
+	if (!hist) {
+		/* A new key starts at zero on every CPU (the kernel zeroes the other CPUs' copies). */
+		struct huatuo_log2_hist zero = {};
+		long err = bpf_map_update_elem(map, &key, &zero, BPF_NOEXIST);
+
+		/* Another CPU may have created it between our lookup and insert. */
+		if (err && err != -HUATUO_EEXIST) {
+			count_counter_map_full();
+			return;
+		}
+		hist = bpf_map_lookup_elem(map, &key);
+		if (!hist)
+			return;
+	}
+	hist->slots[huatuo_hist_slot(value)]++;
 }
 
 #endif /* __HUATUO_HIST_BPF_H */

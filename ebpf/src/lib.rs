@@ -11,6 +11,7 @@ pub mod cpuprofile;
 pub mod dropwatch;
 pub mod hist;
 pub mod hungtask;
+pub mod iolatency;
 #[cfg(test)]
 mod layout;
 pub mod memreclaim;
@@ -19,9 +20,10 @@ pub mod netdev_txqueue_timeout;
 pub mod netrecvlat;
 pub mod oom;
 pub mod ras;
+pub mod runqlat;
 pub mod sched_tick;
-pub mod stack;
 pub mod softirq;
+pub mod stack;
 pub mod tcp_retransmit;
 
 use std::borrow::Cow;

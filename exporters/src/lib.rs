@@ -3,12 +3,14 @@
 //! Two destinations, usable together: local OTLP-JSON files ([`file`], the default that needs no
 //! collector) and OTLP over gRPC or HTTP/protobuf ([`otlp`]). Each enabled destination gets its own
 //! batch processor (logs, spans) and periodic reader (metrics), so a slow collector never holds up
-//! the files.
+//! the files. Metrics can also be pulled by Prometheus ([`prometheus`]), through a reader of its
+//! own on the same meter provider.
 
 mod event_names;
 pub mod file;
 pub mod otlp;
 mod otlp_json;
+pub mod prometheus;
 
 use anyhow::{anyhow, bail};
 use huatuo_config::ExportersConfig;
@@ -39,6 +41,8 @@ pub struct Providers {
     pub logs: SdkLoggerProvider,
     pub metrics: SdkMeterProvider,
     pub traces: SdkTracerProvider,
+    /// The Prometheus pull endpoint, when enabled.
+    pub prometheus: Option<prometheus::Endpoint>,
 }
 
 /// Builds the logger, meter and tracer providers for `config`, all sharing `resource`.
@@ -69,6 +73,11 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
             otlp::span_exporter(&config.otlp)?,
             otlp::metric_exporter(&config.otlp)?,
         ))
+    } else {
+        None
+    };
+    let prometheus = if config.prometheus.enabled {
+        Some(prometheus::prepare(&config.prometheus)?)
     } else {
         None
     };
@@ -104,10 +113,18 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         traces = traces.with_span_processor(span_processor(span_exporter, config));
         metrics = metrics.with_reader(metric_reader(metric_exporter, config));
     }
+    let prometheus = match prometheus {
+        Some((reader, server)) => {
+            metrics = metrics.with_reader(reader);
+            Some(server.serve()?)
+        }
+        None => None,
+    };
     Ok(Providers {
         logs: logs.build(),
         metrics: metrics.build(),
         traces: traces.build(),
+        prometheus,
     })
 }
 
@@ -162,6 +179,9 @@ impl Providers {
     /// still make progress. A provider that does not finish in time is reported as an error and
     /// left to finish (or not) on its own thread. Calling it twice reports "already shut down".
     pub fn shutdown(&self, deadline: Duration) -> anyhow::Result<()> {
+        if let Some(endpoint) = &self.prometheus {
+            endpoint.stop();
+        }
         let (logs, metrics, traces) = self.handles();
         run_bounded(
             "shutting down exporters",

@@ -47,9 +47,12 @@ async fn run_agent(config: Config) -> anyhow::Result<()> {
         kernel = %kernel.release,
         file = config.exporters.file.enabled.then(|| config.exporters.file.directory.display().to_string()),
         otlp = config.exporters.otlp.enabled.then_some(config.exporters.otlp.endpoint.as_str()),
+        prometheus = providers.prometheus.as_ref().map(|p| p.address().to_string()),
         "huatuo-otel starting"
     );
 
+    // Held until the agent returns; the kernel releases it on any exit.
+    let _bpf_stats = crate::bpf_stats::enable(config.agent.bpf_stats);
     let telemetry = Arc::new(Telemetry::new(&providers));
     let config = Arc::new(config);
     let supervisor = Supervisor::start(crate::tracers::all(), config, kernel, telemetry);

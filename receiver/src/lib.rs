@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod attribution;
+pub mod bpf_stats;
 pub mod cli;
 pub mod container;
 pub mod framework;

@@ -349,6 +349,7 @@ mod tests {
             traces: SdkTracerProvider::builder()
                 .with_simple_exporter(spans.clone())
                 .build(),
+            prometheus: None,
         };
         let telemetry = Telemetry::new(&providers);
         telemetry.emit(event(None));

@@ -17,6 +17,12 @@ names! {
     Metric TRACER_RECORDS = "huatuo.tracer.records", "counter {record}";
     /// Records that did not become telemetry, per tracer and cause (never silently lost).
     Metric TRACER_RECORDS_DROPPED = "huatuo.tracer.records.dropped", "counter {record}";
+    /// Name of a BPF program of the agent (the C function name, e.g. `runqlat_switch_btf`).
+    Attribute BPF_PROGRAM_NAME = "huatuo.bpf.program.name", "string";
+    /// Times the kernel ran an attached BPF program, per tracer and program. Only exported while the kernel keeps BPF statistics (`kernel.bpf_stats_enabled`, see `agent.bpf_stats`).
+    Metric BPF_PROGRAM_RUNS = "huatuo.bpf.program.runs", "counter {run}";
+    /// Time the kernel spent running an attached BPF program, per tracer and program; divided by `huatuo.bpf.program.runs` it is the cost per run. Only exported while the kernel keeps BPF statistics.
+    Metric BPF_PROGRAM_RUN_TIME = "huatuo.bpf.program.run_time", "counter s";
     /// A diagnostic log line of the agent itself, sent when `agent.self_telemetry` is on.
     Event AGENT_LOG = "huatuo.agent.log", "event";
 }

@@ -10,6 +10,7 @@
 mod macros;
 pub mod agent;
 pub mod autotracing;
+pub mod block;
 pub mod container;
 pub mod memory;
 pub mod net;
@@ -54,6 +55,7 @@ pub fn registry() -> impl Iterator<Item = &'static Name> {
         resource::NAMES,
         agent::NAMES,
         autotracing::NAMES,
+        block::NAMES,
         container::NAMES,
         memory::NAMES,
         net::NAMES,

@@ -1,6 +1,6 @@
 //! Scheduling and CPUs: tasks the kernel's hung-task detector reports (hungtask), late scheduler
 //! ticks (sched_tick), CPUs its soft-lockup watchdog reports (softlockup), softirq latency
-//! (softirq), per-CPU breakdowns.
+//! (softirq), run-queue latency (runqlat), per-CPU breakdowns.
 
 names! {
     /// Logical CPU number the measurement was taken on (OTel `cpu.logical_number`), on per-CPU metrics and on events that concern one CPU.
@@ -57,4 +57,6 @@ names! {
     Attribute SOFTIRQ_DELAY_DURATION = "huatuo.softirq.delay.duration", "int";
     /// Raise-to-entry latency of every run of the watched softirq vectors, by `huatuo.softirq.vector` (and `cpu.logical_number` with `per_cpu`), counted in the kernel in log2 buckets of microseconds.
     Metric SOFTIRQ_LATENCY = "huatuo.softirq.latency", "histogram us";
+    /// Time tasks spent runnable but waiting for a CPU (from wakeup or preemption until they run), host-wide (runqlat, `sched:sched_wakeup`/`sched_wakeup_new`/`sched_switch`). Log2 buckets of microseconds: `le` 1, 2, 4, ... × 10⁻⁶ s.
+    Metric RUNQUEUE_LATENCY = "huatuo.sched.runqueue.latency", "histogram s";
 }

@@ -9,18 +9,24 @@
 //! - [`memcg`]: throwaway memory cgroups and a process the OOM killer kills in one.
 //! - [`netns`]: throwaway network namespaces and a TCP connection that loses packets.
 //! - [`cgroup`]: this process's place in the unified cgroup hierarchy.
+//! - [`cpu`]: more busy threads than CPUs, for run-queue waits.
 //! - [`dstate`]: threads really blocked in state D, on a FUSE file system served in-process.
 //! - [`bench`]: what benchmarks measure of the agent process.
+//! - [`loopdev`]: throwaway loop devices and synchronous direct-IO reads on them.
+//! - [`prometheus`]: a real Prometheus server scraping the agent, and `promtool`.
 
 pub mod attach;
 pub mod bench;
 pub mod cgroup;
+pub mod cpu;
 pub mod dstate;
 pub mod jsonl;
+pub mod loopdev;
 pub mod memcg;
 pub mod netns;
 pub mod otlp_receiver;
 pub mod process;
+pub mod prometheus;
 pub mod signals;
 
 pub use otlp_receiver::{Failure, OtlpReceiver, Outcome, RequestInfo, Signal, Transport};

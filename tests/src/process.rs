@@ -211,6 +211,18 @@ impl AgentCommand {
         self
     }
 
+    /// Disables every tracer of the agent's configuration except `enabled`.
+    pub fn only_tracers(mut self, enabled: &[&str]) -> Self {
+        let sections = serde_json::to_value(huatuo_config::TracersConfig::default())
+            .expect("the tracers' configuration serializes");
+        for tracer in sections.as_object().into_iter().flat_map(|s| s.keys()) {
+            if !enabled.contains(&tracer.as_str()) {
+                self = self.args(["--disable-tracer", tracer]);
+            }
+        }
+        self
+    }
+
     /// How long dropping the guard waits after SIGTERM before SIGKILL (default 10 s).
     pub fn drop_grace(mut self, grace: Duration) -> Self {
         self.drop_grace = grace;

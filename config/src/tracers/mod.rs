@@ -5,16 +5,18 @@ mod cpusys;
 mod dload;
 mod dropwatch;
 mod hungtask;
+mod iolatency;
 mod memburst;
-mod netdev;
 mod memreclaim;
+mod netdev;
 mod netdev_txqueue_timeout;
 mod netrecvlat;
 mod oom;
 mod ras;
+mod runqlat;
 mod sched_tick;
-mod softlockup;
 mod softirq;
+mod softlockup;
 mod tcp_retransmit;
 
 pub use cpuidle::*;
@@ -22,16 +24,18 @@ pub use cpusys::*;
 pub use dload::*;
 pub use dropwatch::*;
 pub use hungtask::*;
+pub use iolatency::*;
 pub use memburst::*;
-pub use netdev::*;
 pub use memreclaim::*;
+pub use netdev::*;
 pub use netdev_txqueue_timeout::*;
 pub use netrecvlat::*;
 pub use oom::*;
 pub use ras::*;
+pub use runqlat::*;
 pub use sched_tick::*;
-pub use softlockup::*;
 pub use softirq::*;
+pub use softlockup::*;
 pub use tcp_retransmit::*;
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +60,8 @@ pub struct TracersConfig {
     pub netdev: NetdevConfig,
     pub softirq: SoftirqConfig,
     pub memreclaim: MemreclaimConfig,
+    pub runqlat: RunqlatConfig,
+    pub iolatency: IolatencyConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

@@ -239,6 +239,7 @@ mod tests {
             traces: SdkTracerProvider::builder()
                 .with_simple_exporter(spans.clone())
                 .build(),
+            prometheus: None,
         };
         let mut config = Config::default();
         config.tracers.memburst.interval_secs = 1;

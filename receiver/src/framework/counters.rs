@@ -8,7 +8,7 @@ use aya::maps::{MapData, PerCpuArray};
 use opentelemetry::metrics::{Counter, Meter};
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, OnceLock};
 
 type Reader<K> = Box<dyn FnMut() -> anyhow::Result<HashMap<K, u64>> + Send>;
@@ -113,6 +113,34 @@ pub fn read_programs_stats(
     ] {
         let per_cpu = map.get(&slot, 0)?;
         totals.insert(cause, per_cpu.iter().sum());
+    }
+    Ok(totals)
+}
+
+/// A BPF program's run statistics, which the kernel keeps only while `kernel.bpf_stats_enabled`
+/// is on (see `crate::bpf_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProgramStat {
+    Runs,
+    RunTimeNs,
+}
+
+/// Reads the run count and run time of each attached program (named) from its fdinfo.
+pub fn read_program_runs(
+    programs: &[(&'static str, OwnedFd)],
+) -> anyhow::Result<HashMap<(&'static str, ProgramStat), u64>> {
+    let mut totals = HashMap::new();
+    for (name, fd) in programs {
+        let fdinfo = crate::kernel::bpf_fdinfo(fd.as_fd())?;
+        for (stat, key) in [
+            (ProgramStat::Runs, "run_cnt"),
+            (ProgramStat::RunTimeNs, "run_time_ns"),
+        ] {
+            // Kernels before 5.1 do not report them.
+            if let Some(value) = fdinfo.get(key) {
+                *totals.entry((*name, stat)).or_default() += *value;
+            }
+        }
     }
     Ok(totals)
 }

@@ -5,15 +5,15 @@
 //! records to the `events` ring buffer and counts its losses in the `stats` map.
 
 use super::{
-    read_programs_stats, take_map, RunError, TracepointHook, TracerContext, TracerStats,
-    Unsupported,
+    read_program_runs, read_programs_stats, take_map, RunError, TracepointHook, TracerContext,
+    TracerStats, Unsupported,
 };
 use crate::kernel::KernelEnv;
 use crate::telemetry::{Event, Telemetry};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::Ebpf;
 use huatuo_config::{Config, TracerSection};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -85,50 +85,24 @@ pub async fn run_event_tracer<T: EventTracer>(
     ctx: TracerContext,
     log_attached: impl FnOnce(&str),
 ) -> Result<(), RunError> {
-    let loading = ctx.kernel.load_gate.lock().await;
-    let mut ebpf = tracer.load(&ctx)?;
     let optional = OptionalHooks::probe::<T>(&ctx.kernel).map_err(RunError::Unsupported)?;
-    let mut modes = Vec::with_capacity(T::HOOKS.len());
-    let mut programs = Vec::with_capacity(T::HOOKS.len() + optional.present.len());
-    for hook in T::HOOKS {
-        let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
-        modes.push(mode.to_string());
-        programs.push(program);
-    }
-    for hook in &optional.present {
-        let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
-        modes.push(format!("{}:{} {mode}", hook.category, hook.name));
-        programs.push(program);
-    }
-    let mut attached = modes.join(",");
+    let (mut attached, loading) =
+        load_and_attach(&ctx, T::HOOKS, &optional.present, || tracer.load(&ctx)).await?;
     if !optional.absent.is_empty() {
-        attached.push_str(&format!("; absent: {}", names_of(&optional.absent)));
+        attached
+            .modes
+            .push_str(&format!("; absent: {}", names_of(&optional.absent)));
     }
-
-    let ring = RingBuf::try_from(take_map(&mut ebpf, huatuo_ebpf::EVENTS_MAP)?)
-        .map_err(anyhow::Error::from)?;
-    let stats: PerCpuArray<MapData, u64> =
-        PerCpuArray::try_from(take_map(&mut ebpf, huatuo_ebpf::STATS_MAP)?)
-            .map_err(anyhow::Error::from)?;
-    ctx.stats.kernel.attach(move || {
-        let fds: Vec<BorrowedFd<'_>> = programs.iter().map(|fd| fd.as_fd()).collect();
-        read_programs_stats(&stats, &fds)
-    });
-
-    let started = tracer.start(&mut ebpf, &ctx);
-    // Loading freed tens of MiB (kernel BTF, kallsyms text) that glibc would keep mapped; give
-    // it back once per start, so the agent's steady RSS is what it uses (~28 vs ~40 MiB).
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    drop(loading);
+    let ebpf = &mut attached.ebpf;
+    let started = take_map(ebpf, huatuo_ebpf::EVENTS_MAP)
+        .and_then(|map| Ok(RingBuf::try_from(map)?))
+        .and_then(|ring| Ok((ring, tracer.start(ebpf, &ctx)?)));
+    loading.release();
     let result = match started {
-        Ok(mut to_event) => {
+        Ok((ring, mut to_event)) => {
             // Only now, with every counter reading its map: whoever waits for this line (the
             // e2e tests do) then sees everything the kernel counts from here on.
-            log_attached(&attached);
+            log_attached(&attached.modes);
             drain_records(T::NAME, ring, &ctx.cancel, &ctx.stats, |record| {
                 ctx.telemetry.emit(to_event(record))
             })
@@ -138,8 +112,7 @@ pub async fn run_event_tracer<T: EventTracer>(
     };
     // Keep the final kernel counts before the maps (and programs) go away with `ebpf`.
     tracer.stop();
-    ctx.stats.kernel.detach();
-    drop(ebpf);
+    attached.detach(&ctx);
     result.map_err(RunError::Failed)
 }
 
@@ -196,6 +169,83 @@ fn names_of(hooks: &[&TracepointHook]) -> String {
         .map(|hook| format!("{}:{}", hook.category, hook.name))
         .collect();
     names.join(", ")
+}
+
+/// A tracer's object, loaded with every hook attached.
+pub(super) struct Attached {
+    pub ebpf: Ebpf,
+    /// How each hook attached (`tp_btf` or `tracepoint`), comma-separated.
+    pub modes: String,
+}
+
+impl Attached {
+    /// Keeps the final kernel counts, then unloads the programs.
+    pub fn detach(self, ctx: &TracerContext) {
+        ctx.stats.kernel.detach();
+        ctx.stats.programs.detach();
+        drop(self.ebpf);
+    }
+}
+
+/// Held while a tracer loads: released once it has taken its maps.
+pub(super) struct Loading<'a>(tokio::sync::MutexGuard<'a, ()>);
+
+impl Loading<'_> {
+    pub fn release(self) {
+        // Loading freed tens of MiB (kernel BTF, kallsyms text) that glibc would keep mapped;
+        // give it back once per start, so the agent's steady RSS is what it uses (~28 vs ~40
+        // MiB).
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        drop(self.0);
+    }
+}
+
+/// What every BPF tracer does first: load its object (one tracer at a time: release the
+/// returned [`Loading`] once the tracer has taken its maps), attach all its hooks, and start
+/// reading its loss counters and its programs' run statistics.
+pub(super) async fn load_and_attach<'a>(
+    ctx: &'a TracerContext,
+    hooks: &[TracepointHook],
+    optional: &[&TracepointHook],
+    load: impl FnOnce() -> Result<Ebpf, RunError>,
+) -> Result<(Attached, Loading<'a>), RunError> {
+    let loading = Loading(ctx.kernel.load_gate.lock().await);
+    let mut ebpf = load()?;
+    let mut modes = Vec::with_capacity(hooks.len() + optional.len());
+    let mut programs = Vec::with_capacity(hooks.len() + optional.len());
+    for hook in hooks {
+        let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
+        modes.push(mode.to_string());
+        programs.push((hook.program(mode), program));
+    }
+    // Optional hooks are named: which of them the kernel had is what the line tells.
+    for hook in optional {
+        let (mode, program) = hook.attach(&mut ebpf, &ctx.kernel)?;
+        modes.push(format!("{}:{} {mode}", hook.category, hook.name));
+        programs.push((hook.program(mode), program));
+    }
+
+    let stats: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(take_map(&mut ebpf, huatuo_ebpf::STATS_MAP)?)
+            .map_err(anyhow::Error::from)?;
+    let fds: Vec<OwnedFd> = programs
+        .iter()
+        .map(|(_, fd)| fd.try_clone())
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::from)?;
+    ctx.stats.kernel.attach(move || {
+        let fds: Vec<BorrowedFd<'_>> = fds.iter().map(|fd| fd.as_fd()).collect();
+        read_programs_stats(&stats, &fds)
+    });
+    ctx.stats
+        .programs
+        .attach(move || read_program_runs(&programs));
+    let modes = modes.join(",");
+    Ok((Attached { ebpf, modes }, loading))
 }
 
 /// Hands every record of type `R` to `on_record` until `cancel` fires, counting records received

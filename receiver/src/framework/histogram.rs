@@ -4,11 +4,13 @@
 //! counts into log2 slots instead and the agent folds what changed since the last fold into a
 //! cumulative OTel histogram whose bucket bounds are the slot edges. Bucket `le = 2^(k+1)` holds
 //! the values in [2^k, 2^(k+1)), and the bucket `le = 1` the values 0 and 1; the sum is
-//! approximated from each slot's middle. The SDK only takes single values, so a fold records once
+//! approximated from each slot's middle. Durations are exported in seconds whatever unit the
+//! kernel counts in (the OTel and Prometheus base unit: `promtool` flags anything else), the
+//! bounds then being the slot edges scaled: 2^k µs is 2^k × 10⁻⁶ s. The SDK only takes single values, so a fold records once
 //! per value counted since the previous fold (about 45 ns each through a bound instrument).
 
 use super::KernelCounters;
-use aya::maps::{MapData, PerCpuArray};
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use huatuo_ebpf::hist::{Log2Hist, HIST_SLOTS};
 use opentelemetry::metrics::{BoundHistogram, Histogram, Meter};
 use opentelemetry::KeyValue;
@@ -17,7 +19,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Where a count lives: row of the map, CPU (`None` when CPUs are summed), slot.
+/// Where a count lives: row of the map (or key of a keyed map), CPU (`None` when CPUs are
+/// summed), slot.
 type Cell = (u32, Option<u32>, usize);
 
 /// One histogram metric fed by a histogram map. Kept by the tracer object, not the run, so the
@@ -25,7 +28,9 @@ type Cell = (u32, Option<u32>, usize);
 pub struct KernelHistogram {
     name: &'static str,
     description: &'static str,
+    /// Unit of what is exported, and what one kernel unit is in it.
     unit: &'static str,
+    scale: f64,
     /// Slots exported; larger values fall into the last exported bucket.
     slots: usize,
     /// Attributes of each row of the map.
@@ -44,8 +49,9 @@ struct Folded {
 }
 
 impl KernelHistogram {
-    /// `slots` (at most [`HIST_SLOTS`]) bounds the buckets to the range that matters for the
-    /// quantity: 20 slots of microseconds reach one second.
+    /// `unit` is what the kernel counts in (`ns`, `us` and `ms` are exported as `s`); `slots`
+    /// (at most [`HIST_SLOTS`]) bounds the buckets to the range that matters for the quantity:
+    /// 20 slots of microseconds reach one second.
     pub fn new(
         name: &'static str,
         description: &'static str,
@@ -54,16 +60,24 @@ impl KernelHistogram {
         row_attributes: fn(u32) -> Vec<KeyValue>,
     ) -> Arc<Self> {
         assert!((1..=HIST_SLOTS).contains(&slots), "{name}: {slots} slots");
+        let (unit, scale) = exported_unit(unit);
         Arc::new(Self {
             name,
             description,
             unit,
+            scale,
             slots,
             row_attributes,
             instrument: OnceLock::new(),
             counts: KernelCounters::default(),
             folded: Mutex::default(),
         })
+    }
+
+    /// How often a tracer should fold: as often as metrics are collected, so every export
+    /// (and Prometheus scrape) sees what the kernel counted up to the previous collection.
+    pub fn fold_interval(config: &huatuo_config::Config) -> Duration {
+        Duration::from_secs(config.exporters.metrics_interval_secs.max(1))
     }
 
     /// Builds the instrument; see [`super::Tracer::register_metrics`].
@@ -73,7 +87,7 @@ impl KernelHistogram {
                 .f64_histogram(self.name)
                 .with_description(self.description)
                 .with_unit(self.unit)
-                .with_boundaries(bounds(self.slots))
+                .with_boundaries(bounds(self.slots, self.scale))
                 .build()
         });
     }
@@ -88,7 +102,27 @@ impl KernelHistogram {
         every: Duration,
         cancel: CancellationToken,
     ) {
-        self.counts.attach(move || read_cells(&map, rows, per_cpu));
+        self.fold_every(move || read_cells(&map, rows, per_cpu), every, cancel);
+    }
+
+    /// Like [`KernelHistogram::attach`], for a keyed histogram map (`HUATUO_HIST_HASH`): each
+    /// key is a row, CPUs summed.
+    pub fn attach_keyed(
+        self: &Arc<Self>,
+        map: PerCpuHashMap<MapData, u32, Log2Hist>,
+        every: Duration,
+        cancel: CancellationToken,
+    ) {
+        self.fold_every(move || read_keyed_cells(&map), every, cancel);
+    }
+
+    fn fold_every(
+        self: &Arc<Self>,
+        read: impl FnMut() -> anyhow::Result<HashMap<Cell, u64>> + Send + 'static,
+        every: Duration,
+        cancel: CancellationToken,
+    ) {
+        self.counts.attach(read);
         let histogram = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
@@ -136,7 +170,7 @@ impl KernelHistogram {
                 }
                 instrument.bind(&attributes)
             });
-            let value = slot_middle(slot.min(self.slots - 1));
+            let value = slot_middle(slot.min(self.slots - 1)) * self.scale;
             for _ in 0..new {
                 bound.record(value);
             }
@@ -144,9 +178,20 @@ impl KernelHistogram {
     }
 }
 
-/// Upper bounds of the exported buckets: 1, 2, 4, ... 2^(slots-1).
-fn bounds(slots: usize) -> Vec<f64> {
-    (0..slots).map(|k| (1u64 << k) as f64).collect()
+/// The exported unit for a kernel unit, and the factor from one to the other.
+fn exported_unit(kernel_unit: &'static str) -> (&'static str, f64) {
+    match kernel_unit {
+        "ns" => ("s", 1e-9),
+        "us" => ("s", 1e-6),
+        "ms" => ("s", 1e-3),
+        other => (other, 1.0),
+    }
+}
+
+/// Upper bounds of the exported buckets: 1, 2, 4, ... 2^(slots-1) kernel units, in exported
+/// units.
+fn bounds(slots: usize, scale: f64) -> Vec<f64> {
+    (0..slots).map(|k| (1u64 << k) as f64 * scale).collect()
 }
 
 /// A value inside slot `slot`'s bucket: 1 for slot 0 (values 0 and 1), 1.5 × 2^k for slot k.
@@ -177,13 +222,36 @@ fn read_cells(
     Ok(cells)
 }
 
+fn read_keyed_cells(
+    map: &PerCpuHashMap<MapData, u32, Log2Hist>,
+) -> anyhow::Result<HashMap<Cell, u64>> {
+    let mut cells = HashMap::new();
+    for entry in map.iter() {
+        let (row, per_cpu) = entry?;
+        for hist in per_cpu.iter() {
+            for (slot, count) in hist.slots.iter().enumerate() {
+                if *count != 0 {
+                    *cells.entry((row, None, slot)).or_default() += count;
+                }
+            }
+        }
+    }
+    Ok(cells)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn each_slot_lands_in_the_bucket_of_its_values() {
-        let bounds = bounds(HIST_SLOTS);
+        for scale in [1.0, exported_unit("us").1, exported_unit("ms").1] {
+            slots_land_in_their_buckets(scale);
+        }
+    }
+
+    fn slots_land_in_their_buckets(scale: f64) {
+        let bounds = bounds(HIST_SLOTS, scale);
         // Slot k's values [2^k, 2^(k+1)) go to the bucket whose upper bound is 2^(k+1); slot 0
         // (0 and 1) to the first bucket, `le = 1`.
         let bucket = |value: f64| {
@@ -192,10 +260,10 @@ mod tests {
                 .position(|b| value <= *b)
                 .unwrap_or(bounds.len())
         };
-        assert_eq!(bucket(slot_middle(0)), 0);
+        assert_eq!(bucket(slot_middle(0) * scale), 0);
         for slot in 1..HIST_SLOTS - 1 {
-            assert_eq!(bucket(slot_middle(slot)), slot + 1, "slot {slot}");
-            assert_eq!(bounds[slot + 1], (1u64 << (slot + 1)) as f64);
+            assert_eq!(bucket(slot_middle(slot) * scale), slot + 1, "slot {slot}");
+            assert_eq!(bounds[slot + 1], (1u64 << (slot + 1)) as f64 * scale);
         }
     }
 }

@@ -11,6 +11,8 @@ use aya::programs::{BtfTracePoint, ProgramError, ProgramFd, TracePoint};
 use aya::{Btf, Ebpf};
 use std::os::fd::{AsFd, OwnedFd};
 
+const BTF_MODE: &str = "tp_btf";
+
 /// The two entry points of one tracepoint in a tracer's object.
 pub struct TracepointHook {
     pub tracer: &'static str,
@@ -24,6 +26,32 @@ pub struct TracepointHook {
 }
 
 impl TracepointHook {
+    /// A hook whose `tp_btf` name is the tracepoint's, from a (tracepoint, `tp_btf` program,
+    /// tracepoint program) row of a tracer's ABI module.
+    pub const fn named(
+        tracer: &'static str,
+        category: &'static str,
+        (name, prog_btf, prog_tracepoint): (&'static str, &'static str, &'static str),
+    ) -> Self {
+        Self {
+            tracer,
+            prog_btf,
+            tp_btf_name: name,
+            prog_tracepoint,
+            category,
+            name,
+        }
+    }
+
+    /// The program that `attach` attached in `mode`.
+    pub fn program(&self, mode: &str) -> &'static str {
+        if mode == BTF_MODE {
+            self.prog_btf
+        } else {
+            self.prog_tracepoint
+        }
+    }
+
     /// What the hook needs, checked without loading anything: privileges, BPF ring buffers and
     /// the tracepoint itself.
     pub fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
@@ -46,7 +74,7 @@ impl TracepointHook {
         let (group, name) = (self.category, self.name);
         if !self.prog_btf.is_empty() && kernel.has_btf().is_ok() {
             match self.attach_btf(ebpf) {
-                Ok(fd) => return Ok(("tp_btf", fd)),
+                Ok(fd) => return Ok((BTF_MODE, fd)),
                 Err(e) => {
                     tracing::info!(tracer = self.tracer, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
                 }

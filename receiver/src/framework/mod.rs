@@ -7,17 +7,22 @@ mod counters;
 mod event;
 mod histogram;
 mod hook;
+mod metrics;
 mod status;
 mod supervisor;
 
 pub(crate) use autotracing::autotracer;
 pub use autotracing::{run_autotracer, Autotracer, Capture, Trigger};
 pub use backoff::{Backoff, BackoffPolicy};
-pub use counters::{read_programs_stats, KernelCounters, UserCounter};
+pub use counters::{
+    read_program_runs, read_programs_stats, KernelCounters, ProgramStat, UserCounter,
+};
 pub(crate) use event::event_tracer;
 pub use event::{drain_records, parse_record, run_event_tracer, EventTracer, OptionalHooks};
 pub use histogram::KernelHistogram;
 pub use hook::{take_map, TracepointHook};
+pub(crate) use metrics::metrics_tracer;
+pub use metrics::{run_metrics_tracer, MetricsTracer};
 pub use status::{StatusBoard, TracerState};
 pub use supervisor::Supervisor;
 
@@ -185,6 +190,8 @@ pub struct TracerStats {
     pub decode_errors: AtomicU64,
     /// Kernel-side drop counters (ring buffer full, rate limited, ...), by cause name.
     pub kernel: KernelCounters<&'static str>,
+    /// Run statistics of the attached programs, by program name.
+    pub programs: KernelCounters<(&'static str, ProgramStat)>,
 }
 
 impl TracerStats {

@@ -1,7 +1,7 @@
 //! The live status of every tracer, shared by the supervisor (writer) and the agent's
 //! self-metrics (reader).
 
-use super::{TracerKind, TracerStats};
+use super::{ProgramStat, TracerKind, TracerStats};
 use crate::telemetry::Telemetry;
 use huatuo_semconv::agent as names;
 use opentelemetry::metrics::Meter;
@@ -149,6 +149,54 @@ impl StatusBoard {
                 }
             })
             .build();
+        self.register_program_runs(meter);
+    }
+
+    /// Run count and run time of every attached program, while the kernel counts them.
+    fn register_program_runs(&self, meter: &Meter) {
+        let board = self.clone();
+        meter
+            .u64_observable_counter(names::BPF_PROGRAM_RUNS)
+            .with_description("Times the kernel ran the program")
+            .with_unit("{run}")
+            .with_callback(move |observer| {
+                board.for_each_program_stat(ProgramStat::Runs, |value, attributes| {
+                    observer.observe(value, attributes)
+                })
+            })
+            .build();
+        let board = self.clone();
+        meter
+            .f64_observable_counter(names::BPF_PROGRAM_RUN_TIME)
+            .with_description("Time the kernel spent running the program")
+            .with_unit("s")
+            .with_callback(move |observer| {
+                board.for_each_program_stat(ProgramStat::RunTimeNs, |ns, attributes| {
+                    observer.observe(ns as f64 / 1e9, attributes)
+                })
+            })
+            .build();
+    }
+
+    /// Calls `observe` with each program's `stat` and its attributes. Nothing while the kernel
+    /// keeps no statistics: the frozen (or zero) values would read as programs not running.
+    fn for_each_program_stat(&self, stat: ProgramStat, mut observe: impl FnMut(u64, &[KeyValue])) {
+        if !crate::bpf_stats::kernel_counts() {
+            return;
+        }
+        for e in self.lock().iter() {
+            for ((program, s), value) in e.stats.programs.snapshot() {
+                if s == stat {
+                    observe(
+                        value,
+                        &[
+                            KeyValue::new(names::TRACER_NAME, e.name),
+                            KeyValue::new(names::BPF_PROGRAM_NAME, program),
+                        ],
+                    );
+                }
+            }
+        }
     }
 
     /// An observable counter with one series per tracer, read from the board at each collection.

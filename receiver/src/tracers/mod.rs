@@ -5,6 +5,7 @@ pub mod cpusys;
 pub mod dload;
 pub mod dropwatch;
 pub mod hungtask;
+pub mod iolatency;
 pub mod memburst;
 pub mod memreclaim;
 pub mod net;
@@ -12,10 +13,11 @@ pub mod netdev;
 pub mod netdev_txqueue_timeout;
 pub mod netrecvlat;
 pub mod oom;
-pub mod softlockup;
 pub mod ras;
+pub mod runqlat;
 pub mod sched_tick;
 pub mod softirq;
+pub mod softlockup;
 pub mod tcp_retransmit;
 #[cfg(test)]
 mod test_support;
@@ -42,5 +44,7 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),
         Arc::new(cpuidle::Cpuidle::default()),
+        Arc::new(runqlat::Runqlat::default()),
+        Arc::new(iolatency::Iolatency::default()),
     ]
 }

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * iolatency: per-disk block request latency as in-kernel log2 histograms of
+ * microseconds (no ring buffer records):
+ *   q2c  inserted into the queue (block_rq_insert) to completed
+ *   d2c  issued to the driver (block_rq_issue) to completed
+ * A request issued without passing through a queue (blk-mq direct issue,
+ * no I/O scheduler) has q2c = d2c.
+ *
+ * Start times are kept per request in a bounded hash map. tp_btf programs
+ * key it by the struct request pointer; the tracepoint fallback has no
+ * pointer and keys by (disk, start sector). A request partly completed in
+ * several steps is counted at its first completion.
+ */
+
+/* Metric-only object: the shared ring buffer stays empty, keep it one page. */
+#define HUATUO_EVENTS_BYTES 4096
+
+#include "vmlinux.h"
+#include "huatuo.bpf.h"
+#include "huatuo_hist.bpf.h"
+#include "iolatency.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+HUATUO_HIST_HASH(q2c_hist, IOLAT_MAX_DISKS);
+HUATUO_HIST_HASH(d2c_hist, IOLAT_MAX_DISKS);
+
+struct request_key {
+	__u64 id;  /* request pointer (tp_btf) or start sector (tracepoint) */
+	__u32 dev; /* 0 with tp_btf: the pointer alone is unique */
+	__u32 pad;
+};
+
+struct request_times {
+	__u64 inserted_ns;
+	__u64 issued_ns; /* 0 until issued */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IOLAT_MAX_IN_FLIGHT);
+	__type(key, struct request_key);
+	__type(value, struct request_times);
+} in_flight SEC(".maps");
+
+/* Before 5.17 a request pointed at its disk directly. */
+struct request___pre517 {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+/* Before 6.x the completion tracepoint record had this name. */
+struct trace_event_raw_block_rq_complete {
+	dev_t dev;
+	sector_t sector;
+} __attribute__((preserve_access_index));
+
+static __always_inline void inserted(struct request_key *key)
+{
+	struct request_times times = { .inserted_ns = bpf_ktime_get_ns() };
+
+	/* Overwrites what a request merged away at this address left behind. */
+	if (bpf_map_update_elem(&in_flight, key, &times, BPF_ANY))
+		count_counter_map_full();
+}
+
+static __always_inline void issued(struct request_key *key)
+{
+	struct request_times *times = bpf_map_lookup_elem(&in_flight, key);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (times && !times->issued_ns) {
+		times->issued_ns = now;
+		return;
+	}
+	/* Issued directly, or issued again after a requeue: the queue wait starts now. */
+	struct request_times fresh = { .inserted_ns = now, .issued_ns = now };
+
+	if (bpf_map_update_elem(&in_flight, key, &fresh, BPF_ANY))
+		count_counter_map_full();
+}
+
+static __always_inline void completed(struct request_key *key, __u32 dev)
+{
+	struct request_times *times = bpf_map_lookup_elem(&in_flight, key);
+	__u64 now = bpf_ktime_get_ns();
+	__u64 inserted_ns, issued_ns;
+
+	/* Not tracked: started before we attached, or a later partial completion. */
+	if (!times)
+		return;
+	inserted_ns = times->inserted_ns;
+	issued_ns = times->issued_ns;
+	bpf_map_delete_elem(&in_flight, key);
+	if (!issued_ns || !dev)
+		return;
+	huatuo_hist_add_key(&q2c_hist, dev, (now - inserted_ns) / 1000);
+	huatuo_hist_add_key(&d2c_hist, dev, (now - issued_ns) / 1000);
+}
+
+static __always_inline struct request_key pointer_key(struct request *rq)
+{
+	struct request_key key = { .id = (__u64)rq };
+
+	return key;
+}
+
+/* The disk's dev_t, as the tracepoints report it; 0 for a request without a disk. */
+static __always_inline __u32 request_dev(struct request *rq)
+{
+	struct gendisk *disk;
+
+	if (bpf_core_field_exists(rq->q->disk))
+		disk = BPF_CORE_READ(rq, q, disk);
+	else
+		disk = BPF_CORE_READ((struct request___pre517 *)rq, rq_disk);
+	if (!disk)
+		return 0;
+	return ((__u32)BPF_CORE_READ(disk, major) << IOLAT_MINOR_BITS) |
+	       (__u32)BPF_CORE_READ(disk, first_minor);
+}
+
+SEC("tp_btf/block_rq_insert")
+int iolat_insert_btf(__u64 *ctx)
+{
+	struct request_key key = pointer_key((struct request *)ctx[0]);
+
+	inserted(&key);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int iolat_issue_btf(__u64 *ctx)
+{
+	struct request_key key = pointer_key((struct request *)ctx[0]);
+
+	issued(&key);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int iolat_complete_btf(__u64 *ctx)
+{
+	struct request *rq = (struct request *)ctx[0];
+	struct request_key key = pointer_key(rq);
+
+	completed(&key, request_dev(rq));
+	return 0;
+}
+
+static __always_inline struct request_key sector_key(__u32 dev, __u64 sector)
+{
+	struct request_key key = { .id = sector, .dev = dev };
+
+	return key;
+}
+
+SEC("tracepoint/block/block_rq_insert")
+int iolat_insert_tp(struct trace_event_raw_block_rq *ctx)
+{
+	struct request_key key = sector_key(ctx->dev, ctx->sector);
+
+	inserted(&key);
+	return 0;
+}
+
+SEC("tracepoint/block/block_rq_issue")
+int iolat_issue_tp(struct trace_event_raw_block_rq *ctx)
+{
+	struct request_key key = sector_key(ctx->dev, ctx->sector);
+
+	issued(&key);
+	return 0;
+}
+
+SEC("tracepoint/block/block_rq_complete")
+int iolat_complete_tp(struct trace_event_raw_block_rq_completion *ctx)
+{
+	struct trace_event_raw_block_rq_complete *old = (void *)ctx;
+	struct request_key key;
+	__u32 dev;
+
+	if (bpf_core_type_exists(struct trace_event_raw_block_rq_completion)) {
+		dev = ctx->dev;
+		key = sector_key(dev, ctx->sector);
+	} else {
+		/* Read through the helper: direct loads at both layouts' offsets
+		 * would be merged by the compiler into one ctx load at a variable
+		 * offset, which the verifier rejects. */
+		dev = BPF_CORE_READ(old, dev);
+		key = sector_key(dev, BPF_CORE_READ(old, sector));
+	}
+	completed(&key, dev);
+	return 0;
+}

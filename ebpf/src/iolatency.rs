@@ -1,0 +1,59 @@
+//! iolatency: per-disk block request latency (`block:block_rq_insert`, `block:block_rq_issue`,
+//! `block:block_rq_complete`) as in-kernel log2 histograms of microseconds.
+//!
+//! Object [`crate::IOLATENCY`] has two programs per tracepoint doing the same work; attach one
+//! of each pair, preferring the `tp_btf` one (loaded with the tracepoint's name). The keyed
+//! histogram maps [`Q2C_MAP`] and [`D2C_MAP`] (`PERCPU_HASH`, u32 key, value
+//! [`crate::hist::Log2Hist`]) are keyed by the disk's kernel `dev_t`; the C side is
+//! `ebpf/iolatency/`.
+
+/// Category of every tracepoint below.
+pub const TRACEPOINT_CATEGORY: &str = "block";
+/// (tracepoint, `tp_btf` program, tracepoint program).
+pub const HOOKS: [(&str, &str, &str); 3] = [
+    ("block_rq_insert", "iolat_insert_btf", "iolat_insert_tp"),
+    ("block_rq_issue", "iolat_issue_btf", "iolat_issue_tp"),
+    (
+        "block_rq_complete",
+        "iolat_complete_btf",
+        "iolat_complete_tp",
+    ),
+];
+
+/// Queue insertion to completion, by disk.
+pub const Q2C_MAP: &str = "q2c_hist";
+/// Issue to the driver to completion, by disk.
+pub const D2C_MAP: &str = "d2c_hist";
+
+/// Bits of the minor number in a kernel `dev_t` (`MINORBITS`; userspace's encoding differs).
+const MINOR_BITS: u32 = 20;
+
+/// (major, minor) of a kernel `dev_t`.
+pub fn dev_numbers(dev: u32) -> (u32, u32) {
+    (dev >> MINOR_BITS, dev & ((1 << MINOR_BITS) - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::Btf;
+
+    #[test]
+    fn object_has_programs_and_histogram_layout() {
+        let btf = Btf::from_object(crate::IOLATENCY).unwrap();
+        for (_, btf_prog, tp_prog) in HOOKS {
+            assert!(btf.has_type(btf_prog), "{btf_prog} missing");
+            assert!(btf.has_type(tp_prog), "{tp_prog} missing");
+        }
+        for map in [Q2C_MAP, D2C_MAP] {
+            assert!(btf.has_type(map), "{map} missing");
+        }
+        crate::hist::assert_layout_in(crate::IOLATENCY);
+    }
+
+    #[test]
+    fn kernel_dev_t_splits_into_major_and_minor() {
+        assert_eq!(dev_numbers((7 << 20) | 3), (7, 3));
+        assert_eq!(dev_numbers((259 << 20) | 65536), (259, 65536));
+    }
+}

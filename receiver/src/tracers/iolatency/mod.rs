@@ -1,0 +1,135 @@
+//! `iolatency`: block request latency per disk, counted in the kernel as histograms of
+//! queue-to-completion (q2c) and issue-to-completion (d2c) time (`block:block_rq_insert`,
+//! `block:block_rq_issue`, `block:block_rq_complete`) and folded into
+//! `huatuo.disk.request.latency` every metric interval.
+
+use crate::framework::{
+    metrics_tracer, take_map, KernelHistogram, MetricsTracer, RunError, TracepointHook,
+    TracerContext,
+};
+use anyhow::Context as _;
+use aya::maps::PerCpuHashMap;
+use aya::Ebpf;
+use huatuo_config::{Config, IolatencyConfig};
+use huatuo_ebpf::hist::HIST_SLOTS;
+use huatuo_ebpf::iolatency as abi;
+use huatuo_semconv::block as names;
+use opentelemetry::KeyValue;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const NAME: &str = "iolatency";
+
+const HOOKS: &[TracepointHook] = &[
+    TracepointHook::named(NAME, abi::TRACEPOINT_CATEGORY, abi::HOOKS[0]),
+    TracepointHook::named(NAME, abi::TRACEPOINT_CATEGORY, abi::HOOKS[1]),
+    TracepointHook::named(NAME, abi::TRACEPOINT_CATEGORY, abi::HOOKS[2]),
+];
+
+/// 2^24 µs ≈ 17 s: requests slower than that go to the overflow bucket.
+const SLOTS: usize = 25;
+const _: () = assert!(SLOTS <= HIST_SLOTS);
+
+const DESCRIPTION: &str = "Block request latency, by disk and stage (q2c: queued to completed, d2c: issued to the driver to completed)";
+
+pub struct Iolatency {
+    q2c: Arc<KernelHistogram>,
+    d2c: Arc<KernelHistogram>,
+}
+
+impl Default for Iolatency {
+    fn default() -> Self {
+        let histogram = |attributes| {
+            KernelHistogram::new(
+                names::DISK_REQUEST_LATENCY,
+                DESCRIPTION,
+                "us",
+                SLOTS,
+                attributes,
+            )
+        };
+        Self {
+            q2c: histogram(q2c_attributes),
+            d2c: histogram(d2c_attributes),
+        }
+    }
+}
+
+fn q2c_attributes(dev: u32) -> Vec<KeyValue> {
+    disk_attributes(dev, "q2c")
+}
+
+fn d2c_attributes(dev: u32) -> Vec<KeyValue> {
+    disk_attributes(dev, "d2c")
+}
+
+fn disk_attributes(dev: u32, stage: &'static str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(names::SYSTEM_DEVICE, disk_name(Path::new("/sys"), dev)),
+        KeyValue::new(names::DISK_REQUEST_STAGE, stage),
+    ]
+}
+
+/// The kernel's name for disk `dev` (`/sys/dev/block/M:m` links to `.../block/<name>`), or
+/// `M:m` when the disk is already gone.
+fn disk_name(sys: &Path, dev: u32) -> String {
+    let (major, minor) = abi::dev_numbers(dev);
+    let numbers = format!("{major}:{minor}");
+    std::fs::read_link(sys.join("dev/block").join(&numbers))
+        .ok()
+        .and_then(|target| Some(target.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or(numbers)
+}
+
+metrics_tracer!(Iolatency);
+
+impl MetricsTracer for Iolatency {
+    const NAME: &'static str = NAME;
+    const HOOKS: &'static [TracepointHook] = HOOKS;
+    type Section = IolatencyConfig;
+
+    fn section(config: &Config) -> &IolatencyConfig {
+        &config.tracers.iolatency
+    }
+
+    fn register_metrics(&self, telemetry: &crate::telemetry::Telemetry) {
+        // One instrument: both histograms share the name and differ by the stage attribute.
+        self.q2c.register(&telemetry.meter);
+        self.d2c.register(&telemetry.meter);
+    }
+
+    fn load(&self, _ctx: &TracerContext) -> Result<Ebpf, RunError> {
+        Ebpf::load(huatuo_ebpf::IOLATENCY)
+            .context("loading the iolatency BPF object")
+            .map_err(RunError::Failed)
+    }
+
+    fn start(&self, ebpf: &mut Ebpf, ctx: &TracerContext) -> anyhow::Result<()> {
+        let every = KernelHistogram::fold_interval(&ctx.config);
+        for (histogram, map) in [(&self.q2c, abi::Q2C_MAP), (&self.d2c, abi::D2C_MAP)] {
+            let map = PerCpuHashMap::try_from(take_map(ebpf, map)?)?;
+            histogram.attach_keyed(map, every, ctx.cancel.clone());
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.q2c.detach();
+        self.d2c.detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disks_are_named_from_sys_dev_block() {
+        let sys = tempfile::tempdir().unwrap();
+        let links = sys.path().join("dev/block");
+        std::fs::create_dir_all(&links).unwrap();
+        std::os::unix::fs::symlink("../../devices/virtual/block/loop3", links.join("7:3")).unwrap();
+        assert_eq!(disk_name(sys.path(), (7 << 20) | 3), "loop3");
+        assert_eq!(disk_name(sys.path(), (8 << 20) | 16), "8:16");
+    }
+}
