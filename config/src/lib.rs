@@ -4,11 +4,13 @@
 //! (`__` separates nesting levels: `HUATUO_EXPORTERS__FILE__DIRECTORY`) < command-line flags.
 //! Unknown keys and wrong types are errors that name the key and where it came from.
 
+mod attribution;
 mod error;
 mod prometheus;
 mod schema;
 mod tracers;
 
+pub use attribution::{AttributionConfig, KubeletConfig};
 pub use error::ConfigError;
 pub use prometheus::*;
 pub use schema::*;

@@ -15,6 +15,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub exporters: ExportersConfig,
     pub tracers: TracersConfig,
+    pub attribution: crate::AttributionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +198,6 @@ impl Config {
                 "no exporter is enabled: enable exporters.file or exporters.otlp".into(),
             );
         }
-        Ok(())
+        self.attribution.validate()
     }
 }

@@ -13,6 +13,7 @@
  */
 #include "vmlinux.h"
 #include "huatuo.bpf.h"
+#include "huatuo_sock.bpf.h"
 #include "dropwatch.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -245,6 +246,24 @@ static __always_inline void fill_netns(struct dropwatch_event *e,
 		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
 }
 
+/*
+ * Whose drop it is: the socket's owner when there is one. Otherwise the
+ * current task only when it lives in the packet's network namespace (a
+ * sender whose softirq runs in its own context, as on loopback); in any
+ * other softirq it is unrelated, and userspace attributes by namespace.
+ */
+static __always_inline __u64 owner_cgroup_id(struct sock *sk, __u32 netns_inum)
+{
+	struct task_struct *task;
+
+	if (sk)
+		return huatuo_sock_cgroup_id(sk, false);
+	task = (struct task_struct *)bpf_get_current_task();
+	if (netns_inum && BPF_CORE_READ(task, nsproxy, net_ns, ns.inum) != netns_inum)
+		return 0;
+	return bpf_get_current_cgroup_id();
+}
+
 static __always_inline void handle_drop(struct sk_buff *skb, __u64 location,
 					__u32 reason, __u32 flags,
 					struct sock *rx_sk, const bool direct)
@@ -279,7 +298,6 @@ static __always_inline void handle_drop(struct sk_buff *skb, __u64 location,
 	id = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
 	e->location = location;
-	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	e->reason = reason;
@@ -318,6 +336,7 @@ static __always_inline void handle_drop(struct sk_buff *skb, __u64 location,
 		bpf_core_read(e->ifname, sizeof(e->ifname), &dev->name);
 	}
 	fill_netns(e, dev, sk);
+	e->cgroup_id = owner_cgroup_id(sk, e->netns_inum);
 	if (sk && pkt.l4_proto == IPPROTO_TCP)
 		e->tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);
 

@@ -64,7 +64,7 @@ struct dropwatch_count_key {
 struct dropwatch_event {
 	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 location;     /* kernel address that freed the skb */
-	__u64 cgroup_id;    /* of the current task (may be unrelated in softirq) */
+	__u64 cgroup_id;    /* v2: socket owner's, else current's if in the packet's netns, else 0 */
 	__u64 netns_cookie; /* struct net.net_cookie; 0 if unavailable */
 	__u32 netns_inum;   /* /proc/<pid>/ns/net inode; 0 if unknown */
 	__u32 pid;          /* tgid of current */

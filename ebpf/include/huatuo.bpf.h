@@ -219,6 +219,12 @@ static __always_inline bool rate_limit_allow(void)
 	return true;
 }
 
+/* ---- attribution ---------------------------------------------------------- */
+
+/* TCP_TIME_WAIT and TCP_NEW_SYN_RECV: mini sockets that end after sock_common. */
+#define HUATUO_TCP_TIME_WAIT 6
+#define HUATUO_TCP_NEW_SYN_RECV 12
+
 /* ---- ring buffer -------------------------------------------------------- */
 
 #ifndef HUATUO_EVENTS_BYTES

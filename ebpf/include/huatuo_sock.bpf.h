@@ -67,20 +67,26 @@ static __always_inline void huatuo_read_conn(struct sock_common *skc,
 }
 
 /*
- * The v2 cgroup of the process that created the socket. Socket work often
- * runs in softirqs and timers, where the current task is unrelated, so that
- * is only the fallback for kernels whose socket holds no cgroup pointer
- * (before 5.15). Kernel sockets have none: 0.
+ * The v2 cgroup of the process that created the socket, which is what
+ * attribution keys on for network records: socket work often runs in
+ * softirqs and timers, where the current task is unrelated, so that is only
+ * the fallback for kernels whose socket holds no cgroup pointer (before
+ * 5.15). Kernel sockets and mini sockets (time-wait, pending requests) have
+ * no owner: 0.
  */
 static __always_inline __u64 huatuo_sock_cgroup_id(struct sock *sk,
 						   const bool direct)
 {
 	struct kernfs_node *kn;
 	struct cgroup *cgrp;
+	__u8 state;
 
 	if (!bpf_core_field_exists(sk->sk_cgrp_data) ||
 	    !bpf_core_field_exists(struct sock_cgroup_data, cgroup))
 		return bpf_get_current_cgroup_id();
+	state = HUATUO_READ(direct, sk, __sk_common.skc_state);
+	if (state == HUATUO_TCP_TIME_WAIT || state == HUATUO_TCP_NEW_SYN_RECV)
+		return 0;
 	cgrp = HUATUO_READ(direct, sk, sk_cgrp_data.cgroup);
 	if (!cgrp)
 		return 0;

@@ -125,8 +125,8 @@ pub struct DropwatchEvent {
     pub ts_ns: u64,
     /// Kernel text address that freed the skb (symbolize via kallsyms).
     pub location: u64,
-    /// cgroup v2 id of the current task, which in softirq context is
-    /// whatever task was interrupted.
+    /// cgroup v2 id: the socket owner's, else the current task's when it is in the packet's
+    /// network namespace, else 0 (an unrelated softirq: attribute by `netns_inum`).
     pub cgroup_id: u64,
     pub netns_cookie: u64,
     pub netns_inum: u32,

@@ -7,6 +7,7 @@
 //! [`EVENTS_MAP`], and the rate-limit global [`GLOBAL_EVENTS_PER_CPU_PER_SEC`].
 
 pub mod btf;
+pub mod cgroup_events;
 pub mod cpuprofile;
 pub mod dropwatch;
 pub mod hist;

@@ -1,5 +1,6 @@
 //! `huatuo-otel run`: the agent's lifetime, from providers to graceful shutdown.
 
+use crate::attribution::Attributor;
 use crate::cli::EXIT_RUNTIME;
 use crate::framework::Supervisor;
 use crate::kernel::KernelEnv;
@@ -8,6 +9,7 @@ use huatuo_config::Config;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 pub fn run(config: Config) -> ExitCode {
     // tonic exporters and the SDK's blocking shutdown need a multi-thread runtime with at least
@@ -53,7 +55,9 @@ async fn run_agent(config: Config) -> anyhow::Result<()> {
 
     // Held until the agent returns; the kernel releases it on any exit.
     let _bpf_stats = crate::bpf_stats::enable(config.agent.bpf_stats);
-    let telemetry = Arc::new(Telemetry::new(&providers));
+    let background = CancellationToken::new();
+    let attribution = Attributor::start(&config.attribution, background.clone());
+    let telemetry = Arc::new(Telemetry::new(&providers, attribution));
     let config = Arc::new(config);
     let supervisor = Supervisor::start(crate::tracers::all(), config, kernel, telemetry);
 
@@ -63,6 +67,7 @@ async fn run_agent(config: Config) -> anyhow::Result<()> {
         "shutting down: detaching programs and flushing exporters"
     );
     supervisor.shutdown(deadline).await;
+    background.cancel();
     providers.shutdown(deadline)?;
     Ok(())
 }

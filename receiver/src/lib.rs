@@ -10,6 +10,7 @@ pub mod container;
 pub mod framework;
 pub mod kernel;
 pub mod ksyms;
+pub mod kubelet;
 pub mod probe;
 pub mod procfs;
 pub mod profiler;

@@ -1,12 +1,10 @@
 //! The OTel side of the agent: the host resource, the SDK providers, the agent's own logging, and
 //! the one place where decoded records become log events (with attribution applied).
 
-use crate::attribution::CgroupResolver;
+use crate::attribution::{Attributor, Owner};
 use huatuo_config::Config;
 use huatuo_exporters::Providers;
-use huatuo_semconv::{
-    agent as agent_names, container as container_names, net as net_names, resource as res,
-};
+use huatuo_semconv::{agent as agent_names, resource as res};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::trace::{Span, SpanContext, SpanKind, Tracer, TracerProvider};
@@ -27,8 +25,8 @@ pub struct Event {
     /// A short human-readable summary; the data is in the attributes.
     pub body: String,
     pub attributes: Vec<(&'static str, AnyValue)>,
-    /// Cgroup (v2 id) of the task or socket concerned, for attribution.
-    pub cgroup_id: Option<u64>,
+    /// Whose event it is: what attribution turns into container and pod attributes.
+    pub owner: Owner,
     /// How long the reported condition lasted, ending at `time`, when the tracer's `spans` option
     /// asks for the event to be a span as well: the span carries the same attributes and the log
     /// record is emitted inside it, so backends link the two.
@@ -40,16 +38,16 @@ pub struct Telemetry {
     pub meter: Meter,
     logger: SdkLogger,
     tracer: SdkTracer,
-    cgroups: CgroupResolver,
+    pub attribution: Attributor,
 }
 
 impl Telemetry {
-    pub fn new(providers: &Providers) -> Self {
+    pub fn new(providers: &Providers, attribution: Attributor) -> Self {
         Self {
             meter: providers.metrics.meter(SCOPE),
             logger: providers.logs.logger(SCOPE),
             tracer: providers.traces.tracer(SCOPE),
-            cgroups: CgroupResolver::detect(),
+            attribution,
         }
     }
 
@@ -64,7 +62,7 @@ impl Telemetry {
     }
 
     fn emit_linked(&self, event: Event, parent: Option<SpanContext>) {
-        let attributes = self.attributed(event.attributes, event.tracer, event.cgroup_id);
+        let attributes = self.attributed(event.attributes, event.tracer, &event.owner);
         let mut record = self.logger.create_log_record();
         let context = match (parent, event.span) {
             (Some(parent), _) => Some(parent),
@@ -97,9 +95,9 @@ impl Telemetry {
         tracer: &'static str,
         start: SystemTime,
         attributes: Vec<(&'static str, AnyValue)>,
-        cgroup_id: Option<u64>,
+        owner: &Owner,
     ) -> CaptureSpan {
-        let attributes = self.attributed(attributes, tracer, cgroup_id);
+        let attributes = self.attributed(attributes, tracer, owner);
         let span = self
             .tracer
             .span_builder(name)
@@ -110,42 +108,15 @@ impl Telemetry {
         CaptureSpan { span }
     }
 
-    /// `attributes` with the tracer's name and the attribution of `cgroup_id` added.
+    /// `attributes` with the tracer's name and the attribution of `owner` added.
     fn attributed(
         &self,
         mut attributes: Vec<(&'static str, AnyValue)>,
         tracer: &'static str,
-        cgroup_id: Option<u64>,
+        owner: &Owner,
     ) -> Vec<(&'static str, AnyValue)> {
         attributes.push((agent_names::TRACER_NAME, AnyValue::from(tracer)));
-        let Some(id) = cgroup_id else {
-            return attributes;
-        };
-        attributes.push((net_names::CGROUP_ID, AnyValue::Int(id as i64)));
-        if let Some(found) = self.cgroups.resolve(id) {
-            attributes.push((net_names::CGROUP_PATH, found.cgroup_path.clone().into()));
-            let container = &found.container;
-            let optional = [
-                (
-                    container_names::CONTAINER_ID,
-                    container.container_id.clone(),
-                ),
-                (
-                    container_names::CONTAINER_RUNTIME_NAME,
-                    container.runtime.map(String::from),
-                ),
-                (container_names::K8S_POD_UID, container.pod_uid.clone()),
-                (
-                    container_names::K8S_POD_QOS,
-                    container.qos.map(String::from),
-                ),
-            ];
-            attributes.extend(
-                optional
-                    .into_iter()
-                    .filter_map(|(key, value)| Some((key, AnyValue::from(value?)))),
-            );
-        }
+        attributes.extend(self.attribution.record_attributes(owner));
         attributes
     }
 
@@ -332,7 +303,7 @@ mod tests {
                 ("huatuo.test.ms", AnyValue::Int(5)),
                 ("huatuo.test.map", AnyValue::Map(Box::default())),
             ],
-            cgroup_id: None,
+            owner: Owner::default(),
             span,
         }
     }
@@ -351,7 +322,7 @@ mod tests {
                 .build(),
             prometheus: None,
         };
-        let telemetry = Telemetry::new(&providers);
+        let telemetry = Telemetry::new(&providers, Attributor::new(&Default::default(), None));
         telemetry.emit(event(None));
         telemetry.emit(event(Some(Duration::from_millis(5))));
 

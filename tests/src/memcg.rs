@@ -26,18 +26,46 @@ pub struct MemoryCgroup {
     dir: PathBuf,
     path: String,
     version: CgroupVersion,
+    /// Ancestors this guard created (outermost first), removed after the cgroup.
+    parents: Vec<PathBuf>,
 }
 
 impl MemoryCgroup {
     /// Creates `/huatuo-test-<pid>-<tag>` limited to `limit` bytes of memory and no swap; `tag`
     /// keeps cgroups of one test process apart.
     pub fn create(tag: &str, limit: u64) -> anyhow::Result<Self> {
+        Self::create_at(&format!("/huatuo-test-{}-{tag}", std::process::id()), limit)
+    }
+
+    /// Creates the cgroup at `path` (relative to the hierarchy's mount, e.g. named the way a
+    /// container runtime names its cgroups), with the ancestors that do not exist yet.
+    pub fn create_at(path: &str, limit: u64) -> anyhow::Result<Self> {
         let (root, version) = memory_hierarchy()?;
-        let path = format!("/huatuo-test-{}-{tag}", std::process::id());
-        let dir = root.join(&path[1..]);
-        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        // From here on the guard owns the directory, so a failure below still removes it.
-        let cgroup = Self { dir, path, version };
+        let dir = root.join(path.trim_start_matches('/'));
+        let mut parents = Vec::new();
+        for ancestor in dir.ancestors().skip(1).take_while(|a| *a != root) {
+            if !ancestor.exists() {
+                parents.insert(0, ancestor.to_path_buf());
+            }
+        }
+        for parent in &parents {
+            std::fs::create_dir(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if let Err(e) = std::fs::create_dir(&dir) {
+            for parent in parents.iter().rev() {
+                let _ = std::fs::remove_dir(parent);
+            }
+            return Err(e).with_context(|| format!("creating {}", dir.display()));
+        }
+        // From here on the guard owns the directories, so a failure below still removes them.
+        let path = path.to_string();
+        let cgroup = Self {
+            dir,
+            path,
+            version,
+            parents,
+        };
         let limit = limit.to_string();
         match version {
             CgroupVersion::V1 => {
@@ -131,6 +159,11 @@ impl Drop for MemoryCgroup {
                 return;
             }
             std::thread::sleep(POLL);
+        }
+        for parent in self.parents.iter().rev() {
+            if let Err(e) = std::fs::remove_dir(parent) {
+                eprintln!("cannot remove {}: {e}", parent.display());
+            }
         }
     }
 }

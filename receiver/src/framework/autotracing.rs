@@ -7,6 +7,7 @@
 //! still counted, by outcome.
 
 use super::{RunError, TracerContext, Unsupported, UserCounter};
+use crate::attribution::Owner;
 use crate::kernel::KernelEnv;
 use crate::telemetry::{Event, Telemetry};
 use huatuo_config::{AutotracerSection, Config};
@@ -158,9 +159,10 @@ fn start_capture<T: Autotracer>(
 ) -> JoinHandle<()> {
     let mut attributes = trigger.attributes.clone();
     attributes.push((names::REASON, trigger.reason.into()));
-    let span =
-        ctx.telemetry
-            .start_capture(T::SPAN, T::NAME, trigger.at, attributes, trigger.cgroup_id);
+    let owner = trigger.cgroup_id.map_or_else(Owner::default, Owner::cgroup);
+    let span = ctx
+        .telemetry
+        .start_capture(T::SPAN, T::NAME, trigger.at, attributes, &owner);
     tracing::info!(tracer = T::NAME, reason = trigger.reason, target = ?trigger.target, "capturing");
     let (tracer, section, telemetry) = (tracer.clone(), section.clone(), ctx.telemetry.clone());
     tokio::spawn(async move {
@@ -246,7 +248,10 @@ mod tests {
         let ctx = TracerContext {
             config: Arc::new(config),
             kernel: Arc::new(KernelEnv::detect()),
-            telemetry: Arc::new(Telemetry::new(&providers)),
+            telemetry: Arc::new(Telemetry::new(
+                &providers,
+                crate::attribution::Attributor::new(&Default::default(), None),
+            )),
             stats: Arc::new(TracerStats::default()),
             cancel: CancellationToken::new(),
         };

@@ -177,7 +177,8 @@ mod tests {
             opentelemetry_sdk::Resource::builder_empty().build(),
         )
         .unwrap();
-        let telemetry = Arc::new(Telemetry::new(&providers));
+        let attribution = crate::attribution::Attributor::new(&config.attribution, None);
+        let telemetry = Arc::new(Telemetry::new(&providers, attribution));
         let behaviours = [
             ("healthy", Behaviour::Healthy),
             ("fails", Behaviour::Fails),

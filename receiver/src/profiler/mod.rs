@@ -6,6 +6,7 @@
 
 mod user_symbols;
 
+use crate::attribution::Owner;
 use crate::framework::Capture;
 use crate::ksyms::KernelSymbols;
 use crate::telemetry::Event;
@@ -157,7 +158,7 @@ pub fn capture_profile(tracer: &'static str, request: &ProfileRequest) -> anyhow
                 request.duration.as_secs()
             ),
             attributes: record,
-            cgroup_id: None,
+            owner: Owner::default(),
             span: None,
         }],
     })

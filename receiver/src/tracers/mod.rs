@@ -1,5 +1,6 @@
 //! Every tracer the agent knows, registered in one place.
 
+pub mod cgroup_events;
 pub mod cpuidle;
 pub mod cpusys;
 pub mod dload;
@@ -46,5 +47,6 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(cpuidle::Cpuidle::default()),
         Arc::new(runqlat::Runqlat::default()),
         Arc::new(iolatency::Iolatency::default()),
+        Arc::new(cgroup_events::CgroupEvents),
     ]
 }

@@ -3,6 +3,7 @@
 //! threshold, a capture reads the kernel stacks of that target's D-state tasks.
 
 use crate::attribution::unified_root;
+use crate::attribution::Owner;
 use crate::container::parse_cgroup_path;
 use crate::framework::{autotracer, Autotracer, Capture, Trigger};
 use crate::procfs::{BlockedTask, Procfs};
@@ -158,7 +159,10 @@ impl Autotracer for Dload {
                 (names::DLOAD_OMITTED, AnyValue::Int(dump.omitted as i64)),
                 (names::DLOAD_STACK_TEXT, dump.stacks.into()),
             ],
-            cgroup_id: trigger.cgroup_id,
+            owner: Owner {
+                cgroup_id: trigger.cgroup_id,
+                ..Owner::default()
+            },
             span: None,
         };
         Ok(Capture {

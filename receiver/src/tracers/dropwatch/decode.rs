@@ -1,5 +1,6 @@
 //! From the raw `dropwatch_event` record to a typed drop, and from a drop to its OTel event.
 
+use crate::attribution::Owner;
 use crate::ksyms::KernelSymbols;
 use crate::telemetry::Event;
 use crate::tracers::net::{self, Endpoints};
@@ -108,7 +109,7 @@ pub fn to_event(raw: &DropwatchEvent, ctx: &Context) -> Event {
         severity: Severity::Warn,
         body: summary,
         attributes,
-        cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id).with_netns(raw.netns_inum),
         span: None,
     }
 }
@@ -188,7 +189,7 @@ mod tests {
             attr(&event, names::NETWORK_INTERFACE_NAME),
             &AnyValue::from("lo")
         );
-        assert_eq!(event.cgroup_id, Some(42));
+        assert_eq!(event.owner.cgroup_id, Some(42));
         assert!(
             event.body.contains("127.0.0.1:40000 -> 127.0.0.2:9"),
             "{}",

@@ -1,5 +1,6 @@
 //! From the raw `hungtask_event` record (plus what was read from procfs) to its OTel event.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_ebpf::hungtask::HungTaskEvent;
@@ -66,7 +67,7 @@ pub fn to_event(raw: &HungTaskEvent, snapshot: Snapshot, clock: BootClock) -> Ev
         severity: Severity::Error,
         body,
         attributes,
-        cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id),
         span: None,
     }
 }
@@ -117,7 +118,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::HUNG_TASK);
         assert_eq!(event.severity, Severity::Error);
-        assert_eq!(event.cgroup_id, Some(77));
+        assert_eq!(event.owner.cgroup_id, Some(77));
         for (key, value) in [
             (net::THREAD_ID, 4243),
             // The task's own thread group wins over procfs.
@@ -144,7 +145,7 @@ mod tests {
             ..Snapshot::default()
         };
         let event = to_event(&report(0), snapshot, BootClock::now());
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(attr(&event, net::PROCESS_PID), Some(&AnyValue::Int(4242)));
         for key in [
             names::HUNG_TASK_TIMEOUT,

@@ -2,7 +2,7 @@
 //! grown by `delta_percent` over the window AND exceeds `anon_share_percent` of RAM, a capture
 //! lists the processes with the largest resident sets, with their containers.
 
-use crate::attribution::unified_root;
+use crate::attribution::{unified_root, Owner};
 use crate::framework::{autotracer, Autotracer, Capture, Trigger};
 use crate::procfs::Procfs;
 use crate::telemetry::{Event, Telemetry};
@@ -132,9 +132,10 @@ impl Autotracer for Memburst {
                     (names::PROCESS_RSS, int(rss)),
                     (names::RANK, int(rank)),
                 ],
-                cgroup_id: unified
+                owner: unified
                     .as_deref()
-                    .and_then(|root| self.procfs.cgroup_id(pid, root)),
+                    .and_then(|root| self.procfs.cgroup_id(pid, root))
+                    .map_or_else(Owner::default, Owner::cgroup),
                 span: None,
             })
             .collect();

@@ -1,5 +1,6 @@
 //! From the raw `memreclaim_event` record to its OTel event.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_ebpf::memreclaim::{Kind, MemreclaimEvent};
@@ -54,7 +55,7 @@ pub fn to_event(
         severity: Severity::Warn,
         body,
         attributes,
-        cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id),
         span: span.then(|| Duration::from_nanos(raw.duration_ns)),
     }
 }
@@ -97,7 +98,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::MEMORY_RECLAIM_STALL);
         assert_eq!(event.severity, Severity::Warn);
-        assert_eq!(event.cgroup_id, Some(77));
+        assert_eq!(event.owner.cgroup_id, Some(77));
         assert_eq!(event.span, None);
         for (key, value) in [
             (names::MEMORY_RECLAIM_KIND, AnyValue::from("memcg")),

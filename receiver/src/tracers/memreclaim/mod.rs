@@ -9,7 +9,7 @@
 
 mod decode;
 
-use crate::attribution::CgroupResolver;
+use crate::attribution::CgroupCache;
 use crate::framework::{
     event_tracer, take_map, EventTracer, KernelCounters, KernelHistogram, RunError, TracepointHook,
     TracerContext,
@@ -27,6 +27,8 @@ use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Memory cgroups whose paths are remembered; stalls concern few at a time.
+const MEMCG_CACHE_SIZE: usize = 1024;
 pub const NAME: &str = "memreclaim";
 
 /// Buckets of 1 µs up to 2^24 µs (about 17 s); longer stalls land in the last one.
@@ -142,7 +144,7 @@ impl EventTracer for Memreclaim {
                 "no memory cgroup controller mounted: stalls carry no memory cgroup"
             );
         }
-        let memcgs = CgroupResolver::with_root(hierarchy.map(|h| h.root().to_path_buf()));
+        let memcgs = CgroupCache::new(hierarchy.map(|h| h.root().to_path_buf()), MEMCG_CACHE_SIZE);
         let clock = BootClock::now();
         let spans = config.spans;
         Ok(move |raw: MemreclaimEvent| {

@@ -2,6 +2,7 @@
 //! OTel event of a change.
 
 use super::driver::DriverInfo;
+use crate::attribution::Owner;
 use crate::telemetry::Event;
 use huatuo_semconv::net as names;
 use opentelemetry::logs::{AnyValue, Severity};
@@ -148,7 +149,7 @@ pub fn to_event(link: &Link, changes: &[Change], driver: &DriverInfo, time: Syst
             link.operstate
         ),
         attributes,
-        cgroup_id: None,
+        owner: Owner::default(),
         span: None,
     }
 }

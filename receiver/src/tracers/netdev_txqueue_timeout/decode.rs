@@ -1,5 +1,6 @@
 //! From the raw `txq_timeout_event` record to its OTel event.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_ebpf::netdev_txqueue_timeout::TxqTimeoutEvent;
@@ -29,7 +30,7 @@ pub fn to_event(raw: &TxqTimeoutEvent, clock: BootClock) -> Event {
             (names::NETDEV_DRIVER, driver.into()),
         ],
         // The watchdog runs in a timer: no task, hence no cgroup, is involved.
-        cgroup_id: None,
+        owner: Owner::default(),
         span: None,
     }
 }
@@ -62,7 +63,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::NETDEV_TXQUEUE_TIMEOUT);
         assert_eq!(event.severity, Severity::Error);
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(
             attr(&event, names::NETWORK_INTERFACE_NAME),
             Some(&AnyValue::from("eth1"))

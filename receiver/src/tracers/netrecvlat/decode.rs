@@ -1,6 +1,7 @@
 //! From the raw `netrecvlat_event` record to its OTel event, and the attributes of the metrics'
 //! series.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use crate::tracers::net::{self, Endpoints};
@@ -123,7 +124,7 @@ impl Mapping {
             severity: Severity::Warn,
             body: summary,
             attributes,
-            cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+            owner: Owner::cgroup(raw.cgroup_id),
             span: self.spans.then_some(latency),
         }
     }
@@ -209,7 +210,7 @@ mod tests {
             assert_eq!(attr(&event, key), Some(value), "{key}");
         }
         assert_eq!(event.attributes.len(), expect.len());
-        assert_eq!(event.cgroup_id, Some(42));
+        assert_eq!(event.owner.cgroup_id, Some(42));
         assert_eq!(event.span, None);
         assert_eq!(
             event.body,
@@ -243,7 +244,7 @@ mod tests {
         );
         assert_eq!(attr(&event, names::PROCESS_PID), None);
         assert_eq!(attr(&event, names::TCP_STATE), None);
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(event.span, Some(Duration::from_millis(6)));
         assert_eq!(
             event.body,

@@ -1,6 +1,7 @@
 //! From the raw `oom_event` record (plus what was read from the system) to its OTel event.
 
 use super::snapshot::Snapshot;
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_ebpf::oom::OomEvent;
@@ -108,7 +109,9 @@ pub fn to_event(raw: &OomEvent, snapshot: &Snapshot, clock: BootClock) -> Event 
             raw.trigger_pid
         ),
         attributes,
-        cgroup_id: (raw.trigger_cgroup_id != 0).then_some(raw.trigger_cgroup_id),
+        // Which container was killed: the victim's memory cgroup names it.
+        owner: Owner::cgroup(raw.trigger_cgroup_id)
+            .with_cgroup_path(snapshot.victim_memcg.as_ref().map(|(path, _)| path.clone())),
         span: None,
     }
 }
@@ -182,7 +185,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::OOM_KILL);
         assert_eq!(event.severity, Severity::Error);
-        assert_eq!(event.cgroup_id, Some(7));
+        assert_eq!(event.owner.cgroup_id, Some(7));
         for (key, value) in [
             (net::PROCESS_PID, 4242),
             (net::THREAD_ID, 4243),

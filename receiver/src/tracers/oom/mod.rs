@@ -84,6 +84,7 @@ impl EventTracer for Oom {
         ctx: &'a TracerContext,
     ) -> anyhow::Result<impl FnMut(OomEvent) -> Event + Send + 'a> {
         let kills = self.kills.get(&ctx.telemetry.meter);
+        let attribution = &ctx.telemetry.attribution;
         let hierarchy = MemoryHierarchy::detect();
         if hierarchy.is_none() {
             tracing::warn!(
@@ -95,8 +96,12 @@ impl EventTracer for Oom {
         let clock = BootClock::now();
         Ok(move |raw: OomEvent| {
             let snapshot = snapshots.take(&raw);
-            kills.add(1, &decode::counter_attributes(&snapshot));
-            decode::to_event(&raw, &snapshot, clock)
+            let event = decode::to_event(&raw, &snapshot, clock);
+            // One series per memory cgroup, named by its container and pod where it has one.
+            let mut attributes = decode::counter_attributes(&snapshot);
+            attributes.extend(attribution.metric_attributes(&event.owner));
+            kills.add(1, &attributes);
+            event
         })
     }
 }

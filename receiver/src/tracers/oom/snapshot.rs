@@ -2,7 +2,7 @@
 //! milliseconds after the kill: the memory cgroups' paths, the victim's cgroup limit, peak and
 //! event counts, and the host's `/proc/meminfo`.
 
-use crate::attribution::CgroupResolver;
+use crate::attribution::CgroupCache;
 use huatuo_ebpf::oom::OomEvent;
 use huatuo_semconv::memory as names;
 use std::fs;
@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// cgroup v1 reports "no limit" as the largest page-aligned i64 (9223372036854771712 with 4 KiB
 /// pages); no real limit comes near 2^62.
 const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Memory cgroups whose paths are remembered (OOM kills are rare; a miss searches once).
+const MEMCGS_REMEMBERED: usize = 1024;
 
 /// The `/proc/meminfo` fields reported with each kill, and the attribute each becomes.
 const MEMINFO: [(&str, &str); 9] = [
@@ -181,12 +184,13 @@ pub struct Snapshot {
 /// Takes [`Snapshot`]s; remembers which memory cgroup ids name which paths.
 pub struct Snapshotter {
     hierarchy: Option<MemoryHierarchy>,
-    paths: CgroupResolver,
+    paths: CgroupCache,
 }
 
 impl Snapshotter {
     pub fn new(hierarchy: Option<MemoryHierarchy>) -> Self {
-        let paths = CgroupResolver::with_root(hierarchy.as_ref().map(|h| h.root.clone()));
+        let root = hierarchy.as_ref().map(|h| h.root.clone());
+        let paths = CgroupCache::new(root, MEMCGS_REMEMBERED);
         Self { hierarchy, paths }
     }
 

@@ -1,6 +1,7 @@
 //! From a raw `ras_event` (a source and its tracepoint's record) to its OTel event.
 
 use super::format::{Decoded, Format, Value};
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_ebpf::ras::{RasEvent, Source};
@@ -174,7 +175,7 @@ impl Decoder {
             body: specifics.body,
             attributes,
             // Hardware errors concern the machine, not a task's container.
-            cgroup_id: None,
+            owner: Owner::default(),
             span: None,
         })
     }
@@ -191,7 +192,7 @@ impl Decoder {
             severity: Severity::Error,
             body: why,
             attributes: Vec::new(),
-            cgroup_id: None,
+            owner: Owner::default(),
             span: None,
         }
     }
@@ -448,7 +449,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::RAS_EDAC);
         assert_eq!(event.severity, Severity::Warn);
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(
             expect_attr(&event, names::RAS_SOURCE),
             &AnyValue::from("edac")

@@ -1,5 +1,6 @@
 //! From the raw `sched_tick_event` record to its OTel event.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::ksyms::KernelSymbols;
 use crate::telemetry::Event;
@@ -55,7 +56,10 @@ impl Context {
                 ),
             ],
             // The idle task belongs to no container.
-            cgroup_id: (raw.pid != 0 && raw.cgroup_id != 0).then_some(raw.cgroup_id),
+            owner: Owner {
+                cgroup_id: (raw.pid != 0 && raw.cgroup_id != 0).then_some(raw.cgroup_id),
+                ..Owner::default()
+            },
             span: self.spans.then_some(delay),
         }
     }
@@ -117,7 +121,7 @@ ffffffff81300000 T _raw_spin_unlock_irqrestore
         assert_registered(&event);
         assert_eq!(event.name, names::SCHED_TICK_DELAY);
         assert_eq!(event.severity, Severity::Warn);
-        assert_eq!(event.cgroup_id, Some(4242));
+        assert_eq!(event.owner.cgroup_id, Some(4242));
         assert_eq!(event.span, None);
         assert_eq!(
             expect_attr(&event, names::CPU_LOGICAL_NUMBER),
@@ -160,7 +164,7 @@ ffffffff81300000 T _raw_spin_unlock_irqrestore
         let mut raw = late_tick(0);
         raw.stack.depth = 0;
         let event = context(false).to_event(&raw);
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(attr(&event, names::KERNEL_STACK), Some(&AnyValue::from("")));
     }
 }

@@ -1,5 +1,6 @@
 //! From the raw `softirq_event` record to its OTel event.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_ebpf::softirq::SoftirqEvent;
@@ -35,7 +36,7 @@ pub fn to_event(raw: &SoftirqEvent, clock: BootClock, span: bool) -> Event {
             (net::THREAD_ID, AnyValue::Int(raw.tid.into())),
             (net::THREAD_NAME, comm.into()),
         ],
-        cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id),
         span: span.then(|| Duration::from_nanos(raw.latency_ns)),
     }
 }
@@ -72,7 +73,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::SOFTIRQ_DELAY);
         assert_eq!(event.severity, Severity::Warn);
-        assert_eq!(event.cgroup_id, Some(42));
+        assert_eq!(event.owner.cgroup_id, Some(42));
         assert_eq!(event.span, None);
         for (key, value) in [
             (names::CPU_LOGICAL_NUMBER, AnyValue::Int(1)),
@@ -97,7 +98,7 @@ mod tests {
         raw.vector = 14;
         let event = to_event(&raw, BootClock::now(), true);
         assert_eq!(event.span, Some(Duration::from_nanos(2_345_678)));
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(
             attr(&event, names::SOFTIRQ_VECTOR),
             Some(&AnyValue::from("14"))

@@ -7,6 +7,7 @@
 //! for, come after. The pid is the thread's (the kernel's `task_pid_nr`).
 
 use super::kmsg::Record;
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use huatuo_semconv::{net, sched as names};
@@ -188,7 +189,10 @@ pub fn to_event(report: &Report, snapshot: Snapshot, clock: BootClock, span: boo
         body,
         attributes,
         // The idle task (pid 0) belongs to no cgroup.
-        cgroup_id: snapshot.cgroup_id.filter(|_| lockup.tid != 0),
+        owner: Owner {
+            cgroup_id: snapshot.cgroup_id.filter(|_| lockup.tid != 0),
+            ..Owner::default()
+        },
         span: span.then_some(duration),
     }
 }
@@ -344,7 +348,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::SOFT_LOCKUP);
         assert_eq!(event.severity, Severity::Error);
-        assert_eq!(event.cgroup_id, Some(42));
+        assert_eq!(event.owner.cgroup_id, Some(42));
         assert_eq!(event.span, Some(Duration::from_secs(22)));
         for (key, value) in [
             (names::CPU_LOGICAL_NUMBER, 1),

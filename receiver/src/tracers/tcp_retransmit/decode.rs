@@ -1,6 +1,7 @@
 //! From the raw `tcp_retransmit_event` record to its OTel event, and from a kernel counter key to
 //! the counter's attributes.
 
+use crate::attribution::Owner;
 use crate::kernel::BootClock;
 use crate::telemetry::Event;
 use crate::tracers::net::{self, Endpoints};
@@ -83,7 +84,7 @@ pub fn to_event(raw: &TcpRetransmitEvent, clock: BootClock) -> Event {
         severity: Severity::Warn,
         body: summary,
         attributes,
-        cgroup_id: (raw.cgroup_id != 0).then_some(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id).with_netns(raw.netns_inum),
         span: None,
     }
 }
@@ -147,7 +148,7 @@ mod tests {
             assert_eq!(attr(&event, key), Some(value), "{key}");
         }
         assert_eq!(event.attributes.len(), expect.len());
-        assert_eq!(event.cgroup_id, Some(42));
+        assert_eq!(event.owner.cgroup_id, Some(42));
         assert_eq!(
             event.body,
             "TCP data retransmit (timeout) 10.0.0.1:40000 -> 10.0.0.2:443 in ESTABLISHED"
@@ -178,7 +179,7 @@ mod tests {
         );
         assert_eq!(attr(&event, names::SKB_LEN), None);
         assert_eq!(attr(&event, names::NETNS_INODE), None);
-        assert_eq!(event.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, None);
         assert_eq!(
             event.body,
             "TCP synack retransmit (duplicate_syn) [::1]:40000 -> [2001:db8::2]:443 in NEW_SYN_RECV"
