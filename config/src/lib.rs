@@ -5,12 +5,14 @@
 //! Unknown keys and wrong types are errors that name the key and where it came from.
 
 mod attribution;
+mod collectors;
 mod error;
 mod prometheus;
 mod schema;
 mod tracers;
 
 pub use attribution::{AttributionConfig, KubeletConfig};
+pub use collectors::*;
 pub use error::ConfigError;
 pub use prometheus::*;
 pub use schema::*;

@@ -3,8 +3,7 @@
 //! `huatuo-otel.default.toml` (a test keeps the two equal).
 
 use crate::ConfigError;
-use crate::PrometheusExporterConfig;
-use crate::TracersConfig;
+use crate::{CollectorsConfig, PrometheusExporterConfig, TracersConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +15,7 @@ pub struct Config {
     pub exporters: ExportersConfig,
     pub tracers: TracersConfig,
     pub attribution: crate::AttributionConfig,
+    pub collectors: CollectorsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,11 @@ pub struct AgentConfig {
     /// Keep the kernel's BPF run-time statistics on while the agent runs, for the
     /// `huatuo.bpf.program.*` metrics. They cost every BPF program on the host a little per run.
     pub bpf_stats: bool,
+    /// Where procfs is mounted; collectors read their sources under it (`/host/proc` when the
+    /// agent runs in a container with the host's /proc mounted there, a fixture tree in tests).
+    pub procfs_prefix: PathBuf,
+    /// Where sysfs is mounted (cgroups are read under `<sysfs_prefix>/fs/cgroup`).
+    pub sysfs_prefix: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -45,6 +50,8 @@ impl Default for AgentConfig {
             self_telemetry: false,
             shutdown_timeout_secs: 10,
             bpf_stats: false,
+            procfs_prefix: PathBuf::from("/proc"),
+            sysfs_prefix: PathBuf::from("/sys"),
         }
     }
 }
@@ -189,6 +196,17 @@ impl Config {
                 return invalid(
                     "exporters.otlp.endpoint",
                     format!("{endpoint:?} must start with http:// or https://"),
+                );
+            }
+        }
+        for (key, prefix) in [
+            ("agent.procfs_prefix", &self.agent.procfs_prefix),
+            ("agent.sysfs_prefix", &self.agent.sysfs_prefix),
+        ] {
+            if !prefix.is_absolute() {
+                return invalid(
+                    key,
+                    format!("{} must be an absolute path", prefix.display()),
                 );
             }
         }

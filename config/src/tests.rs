@@ -155,3 +155,25 @@ fn prometheus_listen_address_errors_name_the_key() {
     let text = err.to_string();
     assert!(text.contains("exporters.prometheus.listen"), "{text}");
 }
+
+#[test]
+fn bad_collector_pattern_names_key_and_file() {
+    let file = write_config("[collectors.vmstat]\ninclude = [\"^pg(\"]\n");
+    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("collectors.vmstat.include"), "{text}");
+    assert!(text.contains("invalid regular expression"), "{text}");
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+}
+
+#[test]
+fn collector_section_keeps_its_defaults_for_keys_not_set() {
+    let file = write_config("[collectors.netdev]\ninclude = [\"^eth\"]\n");
+    let config = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
+    assert!(config.collectors.netdev.allows("eth0"));
+    assert!(!config.collectors.netdev.allows("lo"));
+    assert_eq!(
+        config.collectors.netdev.exclude,
+        NetdevCollectorConfig::default().exclude
+    );
+}

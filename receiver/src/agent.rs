@@ -36,7 +36,8 @@ pub fn run(config: Config) -> ExitCode {
 }
 
 async fn run_agent(config: Config) -> anyhow::Result<()> {
-    let kernel = Arc::new(KernelEnv::detect());
+    let kernel =
+        Arc::new(KernelEnv::detect().with_roots(crate::kernel::Roots::from_config(&config.agent)));
     if kernel.version().is_some_and(|v| v < (5, 11)) {
         raise_memlock_limit();
     }

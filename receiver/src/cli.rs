@@ -44,7 +44,7 @@ enum ConfigCommand {
     /// Print the complete, commented default configuration (it loads unchanged).
     Default,
     /// Load and validate the configuration, then print the effective values as TOML.
-    Check(ConfigArgs),
+    Check(Box<ConfigArgs>),
 }
 
 #[derive(Args, Clone, Default)]
@@ -70,6 +70,15 @@ pub struct ConfigArgs {
     /// Disable a tracer (repeatable; sets tracers.NAME.enabled = false).
     #[arg(long = "disable-tracer", value_name = "NAME")]
     pub disable_tracers: Vec<String>,
+    /// Disable a metric collector (repeatable; sets collectors.NAME.enabled = false).
+    #[arg(long = "disable-collector", value_name = "NAME")]
+    pub disable_collectors: Vec<String>,
+    /// Where procfs is mounted, e.g. /host/proc or a fixture tree (sets agent.procfs_prefix).
+    #[arg(long, value_name = "DIR")]
+    pub procfs_prefix: Option<PathBuf>,
+    /// Where sysfs is mounted (sets agent.sysfs_prefix).
+    #[arg(long, value_name = "DIR")]
+    pub sysfs_prefix: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -97,6 +106,19 @@ impl ConfigArgs {
         }
         for tracer in &self.disable_tracers {
             set(&format!("tracers.{tracer}.enabled"), false.into());
+        }
+        for collector in &self.disable_collectors {
+            set(&format!("collectors.{collector}.enabled"), false.into());
+        }
+        // Relative to the working directory on the command line, as users expect of a path.
+        for (key, dir) in [
+            ("agent.procfs_prefix", &self.procfs_prefix),
+            ("agent.sysfs_prefix", &self.sysfs_prefix),
+        ] {
+            if let Some(dir) = dir {
+                let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+                set(key, dir.display().to_string().into());
+            }
         }
         layer
     }

@@ -14,6 +14,50 @@ pub struct KernelEnv {
     /// Held while a tracer loads and attaches: each load parses the kernel's BTF (~15-25 MiB
     /// transient), and tracers starting together would otherwise multiply the agent's peak RSS.
     pub load_gate: tokio::sync::Mutex<()>,
+    /// Where procfs and sysfs are read by metric collectors.
+    pub roots: Roots,
+}
+
+/// Mount points of procfs and sysfs (`agent.procfs_prefix`, `agent.sysfs_prefix`): the host's, a
+/// bind mount of them in a container, or a fixture tree in tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+}
+
+impl Default for Roots {
+    fn default() -> Self {
+        Self {
+            procfs: PathBuf::from("/proc"),
+            sysfs: PathBuf::from("/sys"),
+        }
+    }
+}
+
+impl Roots {
+    pub fn from_config(agent: &huatuo_config::AgentConfig) -> Self {
+        Self {
+            procfs: agent.procfs_prefix.clone(),
+            sysfs: agent.sysfs_prefix.clone(),
+        }
+    }
+
+    /// `file` under procfs; `None` when it does not exist, any other error names the path.
+    pub fn read_proc_optional(&self, file: &str) -> anyhow::Result<Option<String>> {
+        let path = self.procfs.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// `file` under procfs; an error names the path.
+    pub fn read_proc(&self, file: &str) -> anyhow::Result<String> {
+        self.read_proc_optional(file)?
+            .ok_or_else(|| anyhow::anyhow!("{} does not exist", self.procfs.join(file).display()))
+    }
 }
 
 impl KernelEnv {
@@ -26,6 +70,7 @@ impl KernelEnv {
                 .find(|p| p.join("events").is_dir())
                 .map(Path::to_path_buf),
             load_gate: tokio::sync::Mutex::new(()),
+            roots: Roots::default(),
         }
     }
 
@@ -37,6 +82,12 @@ impl KernelEnv {
             tracefs,
             ..Self::detect()
         }
+    }
+
+    /// The same, with collectors reading under `roots`.
+    pub fn with_roots(mut self, roots: Roots) -> Self {
+        self.roots = roots;
+        self
     }
 
     /// (major, minor) parsed from the release, e.g. (6, 18) for "6.18.44-fc".

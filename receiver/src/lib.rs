@@ -6,6 +6,7 @@ pub mod agent;
 pub mod attribution;
 pub mod bpf_stats;
 pub mod cli;
+pub mod collectors;
 pub mod container;
 pub mod framework;
 pub mod kernel;

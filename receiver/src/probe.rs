@@ -5,7 +5,7 @@ use huatuo_config::Config;
 use std::process::ExitCode;
 
 pub fn print(config: &Config) -> ExitCode {
-    let kernel = KernelEnv::detect();
+    let kernel = KernelEnv::detect().with_roots(crate::kernel::Roots::from_config(&config.agent));
     println!("kernel      {}", kernel.release);
     println!(
         "root        {}",

@@ -11,12 +11,14 @@ mod macros;
 pub mod agent;
 pub mod autotracing;
 pub mod block;
+pub mod collector;
 pub mod container;
 pub mod memory;
 pub mod net;
 pub mod ras;
 pub mod resource;
 pub mod sched;
+pub mod system;
 
 /// The namespace of every name huatuo-otel defines itself.
 pub const NAMESPACE: &str = "huatuo.";
@@ -61,6 +63,8 @@ pub fn registry() -> impl Iterator<Item = &'static Name> {
         net::NAMES,
         ras::NAMES,
         sched::NAMES,
+        collector::NAMES,
+        system::NAMES,
     ]
     .into_iter()
     .flatten()

@@ -3,6 +3,7 @@
 
 mod autotracing;
 mod backoff;
+mod collector;
 mod counters;
 mod event;
 mod histogram;
@@ -14,6 +15,9 @@ mod supervisor;
 pub(crate) use autotracing::autotracer;
 pub use autotracing::{run_autotracer, Autotracer, Capture, Trigger};
 pub use backoff::{Backoff, BackoffPolicy};
+#[cfg(test)]
+pub use collector::test_support as collector_test_support;
+pub use collector::{Collector, CollectorBoard, CollectorTracer, Number, Points};
 pub use counters::{
     read_program_runs, read_programs_stats, KernelCounters, ProgramStat, UserCounter,
 };

@@ -5,10 +5,6 @@
 
 use object::{Object, ObjectSegment, ObjectSymbol};
 use std::collections::HashMap;
-use std::path::PathBuf;
-
-/// Files larger than this are not read for symbols (a capture stays bounded in memory).
-const MAX_ELF_BYTES: u64 = 64 << 20;
 
 struct Mapping {
     start: u64,
@@ -106,11 +102,12 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
 }
 
 fn read_elf(pid: u32, path: &str) -> Option<ElfSymbols> {
-    let file = PathBuf::from(format!("/proc/{pid}/root{path}"));
-    if std::fs::metadata(&file).ok()?.len() > MAX_ELF_BYTES {
-        return None;
-    }
-    let data = std::fs::read(&file).ok()?;
+    let file = std::fs::File::open(format!("/proc/{pid}/root{path}")).ok()?;
+    // Mapped, not read: only the pages of the headers and symbol tables are touched, so large
+    // binaries (hundreds of MiB of debug info) cost no more than their symbols.
+    // SAFETY: the mapping is read-only and private; a file truncated meanwhile would fault, which
+    // executables being run do not do.
+    let data = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     let elf = object::File::parse(&*data).ok()?;
     let mut found: Vec<(u64, u64, &str)> = elf
         .symbols()

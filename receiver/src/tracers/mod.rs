@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 /// All tracers, in the order `probe` lists them. Adding a tracer is one line here.
 pub fn all() -> Vec<Arc<dyn Tracer>> {
-    vec![
+    let mut all: Vec<Arc<dyn Tracer>> = vec![
         Arc::new(dropwatch::Dropwatch::default()),
         Arc::new(oom::Oom::default()),
         Arc::new(hungtask::Hungtask::default()),
@@ -48,5 +48,7 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(runqlat::Runqlat::default()),
         Arc::new(iolatency::Iolatency::default()),
         Arc::new(cgroup_events::CgroupEvents),
-    ]
+    ];
+    all.extend(crate::collectors::all());
+    all
 }
