@@ -71,7 +71,7 @@ names! {
     /// Pages the reclaim freed.
     Attribute MEMORY_RECLAIM_PAGES = "huatuo.memory.reclaim.pages", "int";
     /// Duration of every direct and memory cgroup reclaim a task went through, by `huatuo.memory.reclaim.kind`, counted in the kernel in log2 buckets of microseconds.
-    Metric MEMORY_RECLAIM_DURATION = "huatuo.memory.reclaim.duration", "histogram us";
+    Metric MEMORY_RECLAIM_DURATION = "huatuo.memory.reclaim.duration", "histogram s";
     /// Reclaim stalls at or above `stall_threshold_ms`, by `huatuo.memory.reclaim.kind`, every one counted in the kernel whatever the event rate limit.
     Metric MEMORY_RECLAIM_STALLS = "huatuo.memory.reclaim.stalls", "counter {stall}";
 }

@@ -69,7 +69,7 @@ names! {
     /// Why a packet was not measured: `no_timestamp` (no receive stamp: RX software timestamps were off), `clock_step` (stamped in the future or before a step of the wall clock) or `other_clock` (stamped on CLOCK_TAI).
     Attribute NET_RX_LATENCY_SKIP_REASON = "huatuo.net.rx_latency.skip_reason", "string";
     /// Latency of every received TCP packet from its receive stamp to each stage, by stage (`huatuo.net.rx_latency.stage`); log2 buckets counted in the kernel.
-    Metric NET_RX_LATENCY_DURATION = "huatuo.net.rx_latency.duration", "histogram us";
+    Metric NET_RX_LATENCY_DURATION = "huatuo.net.rx_latency.duration", "histogram s";
     /// Received TCP packets whose latency could not be taken, by stage and reason, counted in the kernel.
     Metric NET_RX_LATENCY_SKIPPED = "huatuo.net.rx_latency.skipped", "counter {packet}";
     /// A network interface's link changed (rtnetlink `RTM_NEWLINK`): set up or down by an administrator, or its carrier came or went. `network.interface.name` is the interface; the state attributes are those after the change.

@@ -56,7 +56,7 @@ names! {
     /// Nanoseconds from the first raise of the vector on the CPU to the start of its handler.
     Attribute SOFTIRQ_DELAY_DURATION = "huatuo.softirq.delay.duration", "int";
     /// Raise-to-entry latency of every run of the watched softirq vectors, by `huatuo.softirq.vector` (and `cpu.logical_number` with `per_cpu`), counted in the kernel in log2 buckets of microseconds.
-    Metric SOFTIRQ_LATENCY = "huatuo.softirq.latency", "histogram us";
+    Metric SOFTIRQ_LATENCY = "huatuo.softirq.latency", "histogram s";
     /// Time tasks spent runnable but waiting for a CPU (from wakeup or preemption until they run), host-wide (runqlat, `sched:sched_wakeup`/`sched_wakeup_new`/`sched_switch`). Log2 buckets of microseconds: `le` 1, 2, 4, ... × 10⁻⁶ s.
     Metric RUNQUEUE_LATENCY = "huatuo.sched.runqueue.latency", "histogram s";
 }
