@@ -27,22 +27,6 @@ fn trigger_count(received: &Received, tracer: &str, outcome: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn only(tracer: &str) -> Vec<String> {
-    [
-        "dropwatch",
-        "oom",
-        "hungtask",
-        "tcp_retransmit",
-        "netdev_txqueue_timeout",
-        "memburst",
-        "dload",
-    ]
-    .iter()
-    .filter(|t| **t != tracer)
-    .flat_map(|t| ["--disable-tracer".to_string(), t.to_string()])
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dload_captures_the_stacks_of_tasks_in_state_d_once_per_cooldown() {
     if !require_root_and_bpf() {
@@ -54,7 +38,7 @@ async fn dload_captures_the_stacks_of_tasks_in_state_d_once_per_cooldown() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(only("dload"))
+        .only_tracers(&["dload"])
         .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
         .env("HUATUO_TRACERS__DLOAD__INTERVAL_SECS", "1")
         // One task in state D adds 1 - e^(-1/60) ~ 0.016 per second to the 1-minute average.
@@ -125,10 +109,12 @@ async fn memburst_lists_the_process_whose_memory_grew() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(only("memburst"))
+        .only_tracers(&["memburst"])
         .env("HUATUO_TRACERS__MEMBURST__INTERVAL_SECS", "1")
         .env("HUATUO_TRACERS__MEMBURST__WINDOW_SAMPLES", "3")
-        .env("HUATUO_TRACERS__MEMBURST__DELTA_PERCENT", "5")
+        // Any growth over the window: on a busy host other processes' memory moves too, and
+        // the test needs a capture after this process's burst, not the rule (unit-tested).
+        .env("HUATUO_TRACERS__MEMBURST__DELTA_PERCENT", "0")
         .env("HUATUO_TRACERS__MEMBURST__ANON_SHARE_PERCENT", "1")
         // Other processes on a busy host may burst first: capture every burst.
         .env("HUATUO_TRACERS__MEMBURST__COOLDOWN_SECS", "0")
@@ -223,7 +209,7 @@ async fn cpusys_samples_the_stacks_of_a_system_cpu_spike() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(only("cpusys"))
+        .only_tracers(&["cpusys"])
         .env("HUATUO_TRACERS__CPUSYS__INTERVAL_SECS", "1")
         // Other work on the host shares the CPUs with the burners (low thresholds) and may
         // spike first (no cooldown: the test looks for the capture that saw the burners).
@@ -344,11 +330,11 @@ async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(only("cpuidle"))
+        .only_tracers(&["cpuidle"])
         .env("HUATUO_TRACERS__CPUIDLE__INTERVAL_SECS", "1")
-        // One busy thread is 50% of this 2-CPU host; other work shares the CPUs.
-        .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_THRESHOLD", "10")
-        .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_DELTA_THRESHOLD", "5")
+        // One busy thread is 50% of this 2-CPU host, much less when other work shares the CPUs.
+        .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_THRESHOLD", "2")
+        .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_DELTA_THRESHOLD", "1")
         .env("HUATUO_TRACERS__CPUIDLE__CAPTURE_SECS", "2")
         .start_tracer("cpuidle", WAIT)
         .await
@@ -379,7 +365,7 @@ async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
     let span = span_of(&received, &profile).unwrap();
     assert_eq!(span.name, names::CPUIDLE_CAPTURE);
     assert_eq!(span.attr_str(names::REASON), Some("container_cpu"));
-    assert!(span.attr_f64(names::USER_PERCENT).unwrap() > 10.0);
+    assert!(span.attr_f64(names::USER_PERCENT).unwrap() > 2.0);
     let folded = profile.attr_str(names::PROFILE_FOLDED).unwrap_or_default();
     assert!(
         folded.lines().all(|l| l.starts_with("cpu-burner;")),

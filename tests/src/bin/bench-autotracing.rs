@@ -13,24 +13,10 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
 const AUTOTRACERS: [&str; 4] = ["memburst", "dload", "cpusys", "cpuidle"];
-const EVENT_TRACERS: [&str; 5] = [
-    "dropwatch",
-    "oom",
-    "hungtask",
-    "tcp_retransmit",
-    "netdev_txqueue_timeout",
-];
 
 /// The agent with only `enabled` autotracers, sampling every second.
 fn agent(endpoint: &str, enabled: &[&str]) -> anyhow::Result<AgentCommand> {
-    let mut command = AgentCommand::otlp_only(endpoint)?;
-    for tracer in EVENT_TRACERS
-        .iter()
-        .chain(&AUTOTRACERS)
-        .filter(|t| !enabled.contains(t))
-    {
-        command = command.args(["--disable-tracer", tracer]);
-    }
+    let mut command = AgentCommand::otlp_only(endpoint)?.only_tracers(enabled);
     for tracer in AUTOTRACERS {
         let key = format!("HUATUO_TRACERS__{}__INTERVAL_SECS", tracer.to_uppercase());
         command = command.env(key, "1");
