@@ -98,8 +98,6 @@ names! {
     Attribute TOTAL_PERCENT_DELTA_THRESHOLD = "huatuo.cpu.total.percent.delta.threshold", "double";
     /// CPUs the container may use: its CFS quota, else its cpuset, else the host's online CPUs.
     Attribute CPU_CAPACITY = "huatuo.cpu.capacity", "double";
-    /// Kind of CPU time (OTel `cpu.mode`): `user`, `system`, or `total` for both.
-    Attribute CPU_MODE = "cpu.mode", "string";
     /// A container's CPU use over the last cpuidle sampling interval, percent of the CPUs it may use, by `container.id` and `cpu.mode`.
     Metric CONTAINER_CPU_PERCENT = "huatuo.cpuidle.cpu", "gauge %";
 }

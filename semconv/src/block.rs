@@ -1,8 +1,6 @@
 //! Block devices: request latency per disk (iolatency).
 
 names! {
-    /// Disk name as the kernel names it (`sda`, `nvme0n1`, `loop0`; OTel `system.device`), from `/sys/dev/block/<major>:<minor>`, or `<major>:<minor>` for a disk gone before it was named.
-    Attribute SYSTEM_DEVICE = "system.device", "string";
     /// Which part of a block request's life is measured: `q2c` from insertion into the queue (`block:block_rq_insert`; the issue, for requests issued directly) to completion, `d2c` from issue to the driver (`block:block_rq_issue`) to completion (`block:block_rq_complete`).
     Attribute DISK_REQUEST_STAGE = "huatuo.disk.request.stage", "string";
     /// Latency of block requests per disk and stage (iolatency). Log2 buckets of microseconds: `le` 1, 2, 4, ... × 10⁻⁶ s.

@@ -3,7 +3,7 @@
 //! they do not cover (load, PSI, vmstat, buddyinfo, SNMP counters, sockets, ARP).
 
 names! {
-    /// CPU mode: `user`, `nice`, `system`, `idle`, `iowait`, `interrupt` (hard IRQ), `softirq`, `steal` (guest time is part of `user` and `nice`, as in `/proc/stat`).
+    /// CPU mode: `user`, `nice`, `system`, `idle`, `iowait`, `interrupt` (hard IRQ), `softirq`, `steal` (guest time is part of `user` and `nice`, as in `/proc/stat`); cpuidle's gauge also has `total` (user + system).
     Attribute CPU_MODE = "cpu.mode", "string";
     /// Seconds the host's CPUs spent in each mode, summed over all CPUs (`/proc/stat`).
     Metric SYSTEM_CPU_TIME = "system.cpu.time", "counter s";
@@ -79,7 +79,7 @@ names! {
     /// Share of wall time stalled, averaged by the kernel over the window (PSI `avg10`, `avg60`, `avg300`; 0 to 1).
     Metric PRESSURE_STALL_RATIO = "huatuo.pressure.stall.ratio", "gauge 1";
 
-    /// Block device name as in `/proc/diskstats` (`sda`, `nvme0n1`, `dm-0`).
+    /// Block device name as the kernel names it (`sda`, `nvme0n1`, `dm-0`): from `/proc/diskstats` for the collectors, from `/sys/dev/block/<major>:<minor>` for iolatency (`<major>:<minor>` for a disk gone before it was named).
     Attribute SYSTEM_DEVICE = "system.device", "string";
     /// Disk IO direction: `read` or `write`.
     Attribute DISK_IO_DIRECTION = "disk.io.direction", "string";

@@ -26,11 +26,11 @@ async fn direct_reads_on_a_loop_device_are_counted_per_disk() {
         .unwrap();
 
     let d2c = [
-        (block::SYSTEM_DEVICE, name.as_str()),
+        (huatuo_semconv::system::SYSTEM_DEVICE, name.as_str()),
         (block::DISK_REQUEST_STAGE, "d2c"),
     ];
     let q2c = [
-        (block::SYSTEM_DEVICE, name.as_str()),
+        (huatuo_semconv::system::SYSTEM_DEVICE, name.as_str()),
         (block::DISK_REQUEST_STAGE, "q2c"),
     ];
     // Whatever the device saw before (udev probing it) is counted by now.

@@ -97,6 +97,55 @@ macro_rules! autotracer {
 }
 pub(crate) use autotracer;
 
+/// The latest value of a host-wide reading, exported as an observable gauge; none until the
+/// first sample.
+#[derive(Clone)]
+pub struct Reading(Arc<std::sync::atomic::AtomicU64>);
+
+impl Default for Reading {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicU64::new(
+            f64::NAN.to_bits(),
+        )))
+    }
+}
+
+impl Reading {
+    pub fn set(&self, value: f64) {
+        self.0
+            .store(value.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<f64> {
+        Some(f64::from_bits(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+        .filter(|v| v.is_finite())
+    }
+
+    /// Registers the gauge `name` reporting this reading.
+    pub fn register(
+        &self,
+        telemetry: &Telemetry,
+        name: &'static str,
+        description: &'static str,
+        unit: &'static str,
+    ) {
+        let reading = self.clone();
+        telemetry
+            .meter
+            .f64_observable_gauge(name)
+            .with_description(description)
+            .with_unit(unit)
+            .with_callback(move |observer| {
+                if let Some(value) = reading.get() {
+                    observer.observe(value, &[]);
+                }
+            })
+            .build();
+    }
+}
+
 static TRIGGERS: UserCounter = UserCounter::new(
     names::TRIGGERS,
     "Anomalies detected by autotracing tracers, by outcome",

@@ -319,10 +319,14 @@ impl CollectorBoard {
     }
 
     fn register(&self, meter: &Meter) {
-        let gauge = |name: &'static str, unit: &'static str, value: fn(&CollectorStats) -> f64| {
+        let gauge = |name: &'static str,
+                     description: &'static str,
+                     unit: &'static str,
+                     value: fn(&CollectorStats) -> f64| {
             let entries = self.entries.clone();
             meter
                 .f64_observable_gauge(name)
+                .with_description(description)
                 .with_unit(unit)
                 .with_callback(move |observer| {
                     for e in lock(&entries).iter() {
@@ -331,15 +335,22 @@ impl CollectorBoard {
                 })
                 .build();
         };
-        gauge(names::COLLECTOR_DURATION, "s", |e| {
-            e.last_duration_ns.load(Ordering::Relaxed) as f64 / 1e9
-        });
-        gauge(names::COLLECTOR_POINTS, "{point}", |e| {
-            e.last_points.load(Ordering::Relaxed) as f64
-        });
+        gauge(
+            names::COLLECTOR_DURATION,
+            "Wall time of the collector's last collection cycle",
+            "s",
+            |e| e.last_duration_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        );
+        gauge(
+            names::COLLECTOR_POINTS,
+            "Data points the collector's last successful cycle produced",
+            "{point}",
+            |e| e.last_points.load(Ordering::Relaxed) as f64,
+        );
         let entries = self.entries.clone();
         meter
             .u64_observable_counter(names::COLLECTOR_ERRORS)
+            .with_description("Failed collection cycles, by collector")
             .with_unit("{error}")
             .with_callback(move |observer| {
                 for e in lock(&entries).iter() {

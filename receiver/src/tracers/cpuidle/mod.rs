@@ -94,7 +94,7 @@ impl Autotracer for Cpuidle {
                             *percent,
                             &[
                                 KeyValue::new(container_names::CONTAINER_ID, id.clone()),
-                                KeyValue::new(names::CPU_MODE, mode),
+                                KeyValue::new(huatuo_semconv::system::CPU_MODE, mode),
                             ],
                         );
                     }

@@ -3,7 +3,7 @@
 //! sample (HuaTuo's rule: 45% and 20 points), on-CPU stacks of the whole host are sampled for
 //! `capture_secs` and exported as folded stacks.
 
-use crate::framework::{autotracer, Autotracer, Capture, Trigger};
+use crate::framework::{autotracer, Autotracer, Capture, Reading, Trigger};
 use crate::profiler::{capture_profile, ProfileRequest};
 use crate::telemetry::Telemetry;
 use anyhow::Context as _;
@@ -11,8 +11,6 @@ use huatuo_config::{Config, CpusysConfig};
 use huatuo_semconv::autotracing as names;
 use opentelemetry::logs::AnyValue;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub const NAME: &str = "cpusys";
@@ -20,15 +18,15 @@ const REASON: &str = "system_cpu";
 
 pub struct Cpusys {
     stat: PathBuf,
-    /// Latest system share (f64 bits), for the gauge; NaN until two samples.
-    system_percent: Arc<AtomicU64>,
+    /// Latest system share, for the gauge.
+    system_percent: Reading,
 }
 
 impl Default for Cpusys {
     fn default() -> Self {
         Self {
             stat: PathBuf::from("/proc/stat"),
-            system_percent: Arc::new(AtomicU64::new(f64::NAN.to_bits())),
+            system_percent: Reading::default(),
         }
     }
 }
@@ -59,19 +57,12 @@ impl Autotracer for Cpusys {
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
-        let share = self.system_percent.clone();
-        telemetry
-            .meter
-            .f64_observable_gauge(names::SYS_PERCENT_GAUGE)
-            .with_description("Host system CPU share over the last cpusys sampling interval")
-            .with_unit("%")
-            .with_callback(move |observer| {
-                let percent = f64::from_bits(share.load(Ordering::Relaxed));
-                if percent.is_finite() {
-                    observer.observe(percent, &[]);
-                }
-            })
-            .build();
+        self.system_percent.register(
+            telemetry,
+            names::SYS_PERCENT_GAUGE,
+            "Host system CPU share over the last cpusys sampling interval",
+            "%",
+        );
     }
 
     fn sampler(&self, _section: &CpusysConfig) -> anyhow::Result<Previous> {
@@ -99,8 +90,7 @@ impl Autotracer for Cpusys {
             return Ok(Vec::new());
         };
         let percent = system as f64 * 100.0 / total as f64;
-        self.system_percent
-            .store(percent.to_bits(), Ordering::Relaxed);
+        self.system_percent.set(percent);
         let Some(last) = previous.system_percent.replace(percent) else {
             return Ok(Vec::new());
         };
@@ -189,10 +179,7 @@ mod tests {
                 "at {user} {system} {idle}"
             );
         }
-        assert_eq!(
-            f64::from_bits(tracer.system_percent.load(Ordering::Relaxed)),
-            90.0
-        );
+        assert_eq!(tracer.system_percent.get().unwrap(), 90.0);
         std::fs::write(&tracer.stat, "intr 1\n").unwrap();
         let error = tracer
             .sample(&mut previous, &config)

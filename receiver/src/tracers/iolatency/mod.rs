@@ -65,7 +65,10 @@ fn d2c_attributes(dev: u32) -> Vec<KeyValue> {
 
 fn disk_attributes(dev: u32, stage: &'static str) -> Vec<KeyValue> {
     vec![
-        KeyValue::new(names::SYSTEM_DEVICE, disk_name(Path::new("/sys"), dev)),
+        KeyValue::new(
+            huatuo_semconv::system::SYSTEM_DEVICE,
+            disk_name(Path::new("/sys"), dev),
+        ),
         KeyValue::new(names::DISK_REQUEST_STAGE, stage),
     ]
 }

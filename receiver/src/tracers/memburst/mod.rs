@@ -3,15 +3,13 @@
 //! lists the processes with the largest resident sets, with their containers.
 
 use crate::attribution::{unified_root, Owner};
-use crate::framework::{autotracer, Autotracer, Capture, Trigger};
+use crate::framework::{autotracer, Autotracer, Capture, Reading, Trigger};
 use crate::procfs::Procfs;
 use crate::telemetry::{Event, Telemetry};
 use huatuo_config::{Config, MemburstConfig};
 use huatuo_semconv::{autotracing as names, net};
 use opentelemetry::logs::{AnyValue, Severity};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 pub const NAME: &str = "memburst";
@@ -20,8 +18,8 @@ const REASON: &str = "anon_growth";
 #[derive(Default)]
 pub struct Memburst {
     procfs: Procfs,
-    /// Latest growth ratio (f64 bits), for the gauge; NaN until the first sample.
-    growth: Arc<AtomicU64>,
+    /// Latest growth ratio, for the gauge.
+    growth: Reading,
 }
 
 autotracer!(Memburst);
@@ -41,20 +39,12 @@ impl Autotracer for Memburst {
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
-        self.growth.store(f64::NAN.to_bits(), Ordering::Relaxed);
-        let growth = self.growth.clone();
-        telemetry
-            .meter
-            .f64_observable_gauge(names::ANON_GROWTH)
-            .with_description("Host anonymous memory now divided by its value at the oldest sample of memburst's window")
-            .with_unit("1")
-            .with_callback(move |observer| {
-                let ratio = f64::from_bits(growth.load(Ordering::Relaxed));
-                if ratio.is_finite() {
-                    observer.observe(ratio, &[]);
-                }
-            })
-            .build();
+        self.growth.register(
+            telemetry,
+            names::ANON_GROWTH,
+            "Host anonymous memory now divided by its value at the oldest sample of memburst's window",
+            "1",
+        );
     }
 
     fn sampler(&self, section: &MemburstConfig) -> anyhow::Result<Window> {
@@ -85,10 +75,7 @@ impl Autotracer for Memburst {
         }
         window.samples.push_back(anon);
         let oldest = window.samples[0];
-        self.growth.store(
-            (anon as f64 / oldest.max(1) as f64).to_bits(),
-            Ordering::Relaxed,
-        );
+        self.growth.set(anon as f64 / oldest.max(1) as f64);
         Ok(is_burst(&window.samples, total, section)
             .then(|| Trigger {
                 reason: REASON,
@@ -210,7 +197,7 @@ mod tests {
         };
         let tracer = Memburst {
             procfs: Procfs::at(dir.path()),
-            growth: Arc::default(),
+            growth: Reading::default(),
         };
         let config = MemburstConfig {
             anon_share_percent: 50,
