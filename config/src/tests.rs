@@ -129,12 +129,12 @@ fn shipped_example_loads() {
 
 #[test]
 fn a_bad_interface_pattern_names_its_key() {
-    let file = write_config("[tracers.netdev]\nexclude = [\"lo\", \"eth(\"]\n");
+    let file = write_config("[tracers.netdev_events]\nexclude = [\"lo\", \"eth(\"]\n");
     let error = load_with_env(Some(file.path()), Figment::new(), no_env())
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("tracers.netdev.exclude") && error.contains("\"eth(\""),
+        error.contains("tracers.netdev_events.exclude") && error.contains("\"eth(\""),
         "{error}"
     );
 }

@@ -34,19 +34,19 @@ async fn veth_admin_and_carrier_changes_are_reported_once_each() {
     let (a, b) = (veth.name().to_owned(), veth.peer().to_owned());
     // Only this pair: other tests' interfaces come and go on the same host.
     let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    writeln!(config, "[tracers.netdev]\ninclude = [\"{a}\", \"{b}\"]").unwrap();
+    writeln!(
+        config,
+        "[tracers.netdev_events]\ninclude = [\"{a}\", \"{b}\"]"
+    )
+    .unwrap();
 
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
         .arg("--config")
         .arg(config.path())
-        .args(["--disable-tracer", "dropwatch"])
-        .args(["--disable-tracer", "tcp_retransmit"])
-        .args(["--disable-tracer", "oom"])
-        .args(["--disable-tracer", "hungtask"])
-        .args(["--disable-tracer", "netdev_txqueue_timeout"])
-        .args(["--disable-tracer", "softlockup"])
+        .only_tracers(&["netdev_events"])
+        // The tracer's module is `netdev`.
         .start_tracer("netdev", WAIT)
         .await
         .unwrap();

@@ -57,7 +57,7 @@ pub struct TracersConfig {
     pub sched_tick: SchedTickConfig,
     pub ras: RasConfig,
     pub softlockup: SoftlockupConfig,
-    pub netdev: NetdevConfig,
+    pub netdev_events: NetdevConfig,
     pub softirq: SoftirqConfig,
     pub memreclaim: MemreclaimConfig,
     pub runqlat: RunqlatConfig,

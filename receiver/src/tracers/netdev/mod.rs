@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-pub const NAME: &str = "netdev";
+pub const NAME: &str = "netdev_events";
 
 /// Receive buffer of the notification socket: a burst of link changes (hundreds of containers
 /// starting) must not overflow it.
@@ -58,7 +58,7 @@ impl Default for Netdev {
 }
 
 fn section(config: &Config) -> &NetdevConfig {
-    &config.tracers.netdev
+    &config.tracers.netdev_events
 }
 
 /// Which interfaces are watched.
@@ -71,7 +71,7 @@ impl Selection {
     fn new(config: &NetdevConfig) -> anyhow::Result<Self> {
         let set = |patterns: &[huatuo_config::InterfacePattern], key: &str| {
             RegexSet::new(patterns.iter().map(|p| p.full_match()))
-                .with_context(|| format!("tracers.netdev.{key}"))
+                .with_context(|| format!("tracers.netdev_events.{key}"))
         };
         Ok(Self {
             include: set(&config.include, "include")?,
