@@ -339,11 +339,7 @@ fn search(root: &Path, inode: u64, seen: &mut Vec<(u64, String)>) -> Option<Stri
 /// The cgroup id (as above) of a live task, from `/proc/<tid>/cgroup`: for tracers that learn
 /// of a task from the kernel log rather than from a BPF record.
 pub fn task_cgroup_id(tid: u32) -> Option<u64> {
-    let root = unified_root()?;
-    let cgroups = std::fs::read_to_string(format!("/proc/{tid}/cgroup")).ok()?;
-    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let dir = root.join(path.trim_start_matches('/'));
-    std::fs::metadata(dir).ok().map(|m| m.ino())
+    crate::procfs::Procfs::default().cgroup_id(tid, &unified_root()?)
 }
 
 /// The mount point of the unified hierarchy: `/sys/fs/cgroup` on v2 hosts,

@@ -8,13 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-const EVENT_TRACERS: [&str; 5] = [
-    "dropwatch",
-    "oom",
-    "hungtask",
-    "tcp_retransmit",
-    "netdev_txqueue_timeout",
-];
 const COLLECTORS: [&str; 11] = [
     "cpu",
     "loadavg",
@@ -38,10 +31,9 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The agent with only its collectors, exporting every second to `receiver`.
 fn collectors_only(receiver: &OtlpReceiver, procfs: Option<&Path>) -> AgentProcess {
-    let mut command = AgentCommand::otlp_only(&receiver.grpc_endpoint()).unwrap();
-    for tracer in EVENT_TRACERS {
-        command = command.args(["--disable-tracer", tracer]);
-    }
+    let mut command = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .only_tracers(&[]);
     if let Some(procfs) = procfs {
         command = command.arg("--procfs-prefix").arg(procfs);
     }

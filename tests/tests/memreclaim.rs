@@ -17,14 +17,6 @@ const OOM_SCORE_ADJ: i32 = 500;
 const WAIT: Duration = Duration::from_secs(30);
 /// Bound on the agent's start (it parses the kernel's BTF once per hook; slow on a busy host).
 const STARTUP: Duration = Duration::from_secs(60);
-const OTHER_TRACERS: [&str; 6] = [
-    "dropwatch",
-    "oom",
-    "hungtask",
-    "tcp_retransmit",
-    "netdev_txqueue_timeout",
-    "softirq",
-];
 const MEMCG: [(&str, &str); 1] = [(memory::MEMORY_RECLAIM_KIND, "memcg")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +29,7 @@ async fn memcg_reclaim_stalls_arrive_over_otlp() {
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
         // Tracers load one at a time: the others would only slow the start.
-        .args(OTHER_TRACERS.iter().flat_map(|t| ["--disable-tracer", t]))
+        .only_tracers(&["memreclaim"])
         .env("HUATUO_TRACERS__MEMRECLAIM__STALL_THRESHOLD_MS", "0")
         .env("HUATUO_TRACERS__MEMRECLAIM__MAX_EVENTS_PER_SECOND", "1000")
         .env("HUATUO_TRACERS__MEMRECLAIM__SPANS", "true")

@@ -98,18 +98,9 @@ async fn late_ticks_arrive_with_cpu_delay_task_and_stack() {
         return;
     }
     let receiver = OtlpReceiver::start().await.unwrap();
-    let mut command = AgentCommand::otlp_only(&receiver.grpc_endpoint()).unwrap();
-    for other in [
-        "dropwatch",
-        "oom",
-        "hungtask",
-        "tcp_retransmit",
-        "netdev_txqueue_timeout",
-        "ras",
-    ] {
-        command = command.args(["--disable-tracer", other]);
-    }
-    let mut agent = command
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .only_tracers(&["sched_tick"])
         .env("HUATUO_TRACERS__SCHED_TICK__THRESHOLD_US", "1")
         .env("HUATUO_TRACERS__SCHED_TICK__SPANS", "true")
         .start_tracer("sched_tick", WAIT)

@@ -14,14 +14,6 @@ use huatuo_semconv::{net, sched};
 
 /// Bound on the agent's start (it parses the kernel's BTF once per hook; slow on a busy host).
 const STARTUP: Duration = Duration::from_secs(60);
-const OTHER_TRACERS: [&str; 6] = [
-    "dropwatch",
-    "oom",
-    "hungtask",
-    "tcp_retransmit",
-    "netdev_txqueue_timeout",
-    "memreclaim",
-];
 /// Bound on each wait for exports: folds every second, metrics every second, logs every 200 ms.
 const WAIT: Duration = Duration::from_secs(10);
 const ROUND_TRIPS: usize = 5_000;
@@ -42,7 +34,7 @@ async fn net_rx_latency_histogram_fills_and_delays_arrive() {
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
         // Tracers load one at a time: the others would only slow the start.
-        .args(OTHER_TRACERS.iter().flat_map(|t| ["--disable-tracer", t]))
+        .only_tracers(&["softirq"])
         .env("HUATUO_TRACERS__SOFTIRQ__LATENCY_THRESHOLD_US", "0")
         .env("HUATUO_TRACERS__SOFTIRQ__MAX_EVENTS_PER_SECOND", "1000")
         .env("HUATUO_TRACERS__SOFTIRQ__SPANS", "true")
