@@ -13,6 +13,11 @@ pub const BIN_ENV: &str = "HUATUO_OTEL_BIN";
 /// Set to `1` to skip tests that need root and BPF (they say so and pass).
 pub const SKIP_BPF_ENV: &str = "HUATUO_SKIP_BPF_TESTS";
 pub const BIN_NAME: &str = "huatuo-otel";
+
+/// How long a test waits for a tracer to attach. Each BPF object's load parses the kernel's BTF
+/// (about a second in a debug build on a busy 2-vCPU VM) and loads run one after another, so an
+/// agent with every tracer enabled needs tens of seconds before the last one attaches.
+pub const AGENT_STARTUP: Duration = Duration::from_secs(120);
 /// The agent reads `HUATUO_*` as configuration and rejects unknown keys, so the test
 /// environment's own `HUATUO_*` variables must not leak into it.
 const CONFIG_ENV_PREFIX: &str = "HUATUO_";
@@ -230,15 +235,11 @@ impl AgentCommand {
     }
 
     /// Spawns the agent and waits until `tracer` has attached its programs: only then does the
-    /// kernel report what a test provokes.
-    pub async fn start_tracer(
-        self,
-        tracer: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<AgentProcess> {
+    /// kernel report what a test provokes. Waits up to [`AGENT_STARTUP`].
+    pub async fn start_tracer(self, tracer: &str) -> anyhow::Result<AgentProcess> {
         let mut agent = self.spawn()?;
         agent
-            .wait_for_stderr(&format!("tracers::{tracer}: attached"), timeout)
+            .wait_for_stderr(&format!("tracers::{tracer}: attached"), AGENT_STARTUP)
             .await?;
         Ok(agent)
     }

@@ -152,7 +152,7 @@ async fn start_agent(
     for tracer in disabled {
         command = command.args(["--disable-tracer", tracer]);
     }
-    let mut agent = command.start_tracer(tracer, WAIT).await.unwrap();
+    let mut agent = command.start_tracer(tracer).await.unwrap();
     agent
         .wait_for_stderr("tracers::cgroup_events: attached", WAIT)
         .await

@@ -43,7 +43,7 @@ async fn dload_captures_the_stacks_of_tasks_in_state_d_once_per_cooldown() {
         .env("HUATUO_TRACERS__DLOAD__INTERVAL_SECS", "1")
         // One task in state D adds 1 - e^(-1/60) ~ 0.016 per second to the 1-minute average.
         .env("HUATUO_TRACERS__DLOAD__THRESHOLD", "0.01")
-        .start_tracer("dload", WAIT)
+        .start_tracer("dload")
         .await
         .unwrap();
 
@@ -118,7 +118,7 @@ async fn memburst_lists_the_process_whose_memory_grew() {
         .env("HUATUO_TRACERS__MEMBURST__ANON_SHARE_PERCENT", "1")
         // Other processes on a busy host may burst first: capture every burst.
         .env("HUATUO_TRACERS__MEMBURST__COOLDOWN_SECS", "0")
-        .start_tracer("memburst", WAIT)
+        .start_tracer("memburst")
         .await
         .unwrap();
     // Let the window fill, then grow by 3 GiB, touched so it is resident.
@@ -217,7 +217,7 @@ async fn cpusys_samples_the_stacks_of_a_system_cpu_spike() {
         .env("HUATUO_TRACERS__CPUSYS__SYS_PERCENT_DELTA_THRESHOLD", "2")
         .env("HUATUO_TRACERS__CPUSYS__COOLDOWN_SECS", "0")
         .env("HUATUO_TRACERS__CPUSYS__CAPTURE_SECS", "2")
-        .start_tracer("cpusys", WAIT)
+        .start_tracer("cpusys")
         .await
         .unwrap();
     // Two samples of the host first, so the spike is a rise.
@@ -336,7 +336,7 @@ async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
         .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_THRESHOLD", "2")
         .env("HUATUO_TRACERS__CPUIDLE__USER_PERCENT_DELTA_THRESHOLD", "1")
         .env("HUATUO_TRACERS__CPUIDLE__CAPTURE_SECS", "2")
-        .start_tracer("cpuidle", WAIT)
+        .start_tracer("cpuidle")
         .await
         .unwrap();
     let mut container = tokio::task::block_in_place(BurningContainer::start).unwrap();

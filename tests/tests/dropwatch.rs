@@ -41,7 +41,7 @@ fn unlimited(command: anyhow::Result<AgentCommand>) -> AgentCommand {
 }
 
 async fn started(command: AgentCommand) -> AgentProcess {
-    command.start_tracer("dropwatch", WAIT).await.unwrap()
+    command.start_tracer("dropwatch").await.unwrap()
 }
 
 /// The assertions every transport shares: N events with the right reason, port and pid, the

@@ -24,12 +24,11 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(["--disable-tracer", "dropwatch"])
-        .args(["--disable-tracer", "tcp_retransmit"])
         // Any task on the host blocked for 2 s is reported too; with no back-off, the report of
         // ours carries the blocked tasks' stacks whatever came first.
         .env("HUATUO_TRACERS__HUNGTASK__BACKOFF_SECS", "0")
-        .start_tracer("hungtask", WAIT)
+        .only_tracers(&["hungtask"])
+        .start_tracer("hungtask")
         .await
         .unwrap();
 

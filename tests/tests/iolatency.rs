@@ -21,7 +21,7 @@ async fn direct_reads_on_a_loop_device_are_counted_per_disk() {
     let _agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
         .only_tracers(&["iolatency"])
-        .start_tracer("iolatency", WAIT)
+        .start_tracer("iolatency")
         .await
         .unwrap();
 

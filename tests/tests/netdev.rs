@@ -47,7 +47,7 @@ async fn veth_admin_and_carrier_changes_are_reported_once_each() {
         .arg(config.path())
         .only_tracers(&["netdev_events"])
         // The tracer's module is `netdev`.
-        .start_tracer("netdev", WAIT)
+        .start_tracer("netdev")
         .await
         .unwrap();
 

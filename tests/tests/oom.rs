@@ -21,8 +21,8 @@ async fn oom_kill_arrives_over_otlp() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(["--disable-tracer", "dropwatch"])
-        .start_tracer("oom", WAIT)
+        .only_tracers(&["oom"])
+        .start_tracer("oom")
         .await
         .unwrap();
 

@@ -23,7 +23,7 @@ async fn prometheus_scrapes_the_agent() {
         .arg(files.path())
         .env("HUATUO_EXPORTERS__PROMETHEUS__ENABLED", "true")
         .env("HUATUO_EXPORTERS__PROMETHEUS__LISTEN", endpoint.to_string())
-        .start_tracer("runqlat", WAIT)
+        .start_tracer("runqlat")
         .await
         .unwrap();
 

@@ -21,7 +21,7 @@ async fn run_queue_waits_are_counted_under_cpu_contention() {
         .unwrap()
         .only_tracers(&["runqlat"])
         .env("HUATUO_AGENT__BPF_STATS", "true")
-        .start_tracer("runqlat", WAIT)
+        .start_tracer("runqlat")
         .await
         .unwrap();
 

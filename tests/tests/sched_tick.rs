@@ -103,7 +103,7 @@ async fn late_ticks_arrive_with_cpu_delay_task_and_stack() {
         .only_tracers(&["sched_tick"])
         .env("HUATUO_TRACERS__SCHED_TICK__THRESHOLD_US", "1")
         .env("HUATUO_TRACERS__SCHED_TICK__SPANS", "true")
-        .start_tracer("sched_tick", WAIT)
+        .start_tracer("sched_tick")
         .await
         .unwrap();
 

@@ -20,12 +20,8 @@ async fn a_report_forged_through_dev_kmsg_is_counted_and_never_an_event() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
-        .args(["--disable-tracer", "dropwatch"])
-        .args(["--disable-tracer", "tcp_retransmit"])
-        .args(["--disable-tracer", "oom"])
-        .args(["--disable-tracer", "hungtask"])
-        .args(["--disable-tracer", "netdev_txqueue_timeout"])
-        .start_tracer("softlockup", WAIT)
+        .only_tracers(&["softlockup"])
+        .start_tracer("softlockup")
         .await
         .unwrap();
 

@@ -18,8 +18,8 @@ use huatuo_otel_tests::{
 };
 use huatuo_semconv::{agent as agent_names, net};
 
-/// Bound on the agent's start (it parses the kernel's BTF once per hook).
-const STARTUP: Duration = Duration::from_secs(10);
+/// Bound on the agent's exit after SIGTERM.
+const SHUTDOWN: Duration = Duration::from_secs(10);
 /// Bound on each wait for exports: the kernel retransmits within about 1 s, exports follow within
 /// 1 s (metrics) and 200 ms (logs).
 const WAIT: Duration = Duration::from_secs(8);
@@ -92,7 +92,8 @@ async fn started(receiver: &OtlpReceiver, max_events_per_second: &str) -> AgentP
             "HUATUO_TRACERS__TCP_RETRANSMIT__MAX_EVENTS_PER_SECOND",
             max_events_per_second,
         )
-        .start_tracer("tcp_retransmit", STARTUP)
+        .only_tracers(&["tcp_retransmit"])
+        .start_tracer("tcp_retransmit")
         .await
         .unwrap()
 }
@@ -216,7 +217,7 @@ async fn retransmits_arrive_over_otlp_and_are_counted() {
         synack_after - synack_before
     );
 
-    let status = agent.terminate(STARTUP).await.unwrap();
+    let status = agent.terminate(SHUTDOWN).await.unwrap();
     assert!(
         status.success(),
         "agent exit {status:?}\n{}",
@@ -281,6 +282,6 @@ async fn suppressed_retransmits_are_counted_not_lost() {
         "rate limit 1/s, {CONNECTIONS} lossy connections: {counted} retransmits counted, \
          {events} exported, {suppressed} suppressed"
     );
-    agent.terminate(STARTUP).await.unwrap();
+    agent.terminate(SHUTDOWN).await.unwrap();
     receiver.stop().await;
 }

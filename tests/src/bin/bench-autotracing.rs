@@ -31,7 +31,7 @@ async fn sampling_cost(
     seconds: u64,
 ) -> anyhow::Result<f64> {
     let mut agent = agent(&receiver.grpc_endpoint(), enabled)?
-        .start_tracer(enabled[0], WAIT)
+        .start_tracer(enabled[0])
         .await?;
     // Start-up (loading, first export) is not sampling.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -89,7 +89,7 @@ async fn capture_cost(receiver: &OtlpReceiver, seconds: u64) -> anyhow::Result<C
             "-101",
         )
         .env("HUATUO_TRACERS__CPUSYS__CAPTURE_SECS", seconds.to_string())
-        .start_tracer("cpusys", WAIT)
+        .start_tracer("cpusys")
         .await?;
     let pid = agent.pid();
     let before = cpu_seconds(pid)?;

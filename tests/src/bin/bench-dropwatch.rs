@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
 
     let receiver = OtlpReceiver::start().await?;
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())?
-        .start_tracer("dropwatch", WAIT)
+        .start_tracer("dropwatch")
         .await?;
     let pid = agent.pid();
     let drops = [

@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())?
         .only_tracers(&TRACERS)
         .env("HUATUO_AGENT__BPF_STATS", "true")
-        .start_tracer("iolatency", WAIT)
+        .start_tracer("iolatency")
         .await?;
     agent
         .wait_for_stderr("tracers::runqlat: attached", WAIT)

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
 
     let receiver = OtlpReceiver::start().await?;
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())?
-        .start_tracer("netrecvlat", WAIT)
+        .start_tracer("netrecvlat")
         .await?;
     let pid = agent.pid();
     receiver

@@ -31,7 +31,7 @@ async fn agent_with(receiver: &OtlpReceiver, tracer: &str) -> anyhow::Result<Age
     for other in TRACERS.iter().filter(|t| **t != tracer) {
         command = command.args(["--disable-tracer", other]);
     }
-    let agent = command.start_tracer(tracer, WAIT).await?;
+    let agent = command.start_tracer(tracer).await?;
     receiver
         .wait_for(WAIT, "first metric export", |r| !r.metrics.is_empty())
         .await?;
