@@ -19,8 +19,11 @@ impl ConfigError {
 
 fn describe(error: figment::Error) -> String {
     let mut path = error.path.clone();
+    // Figment puts the unknown field at the end of the path for some providers only.
     if let figment::error::Kind::UnknownField(field, _) = &error.kind {
-        path.push(field.clone());
+        if path.last() != Some(field) {
+            path.push(field.clone());
+        }
     }
     let key = if path.is_empty() {
         "<top level>".to_string()

@@ -1,6 +1,5 @@
 #![allow(clippy::result_large_err)] // figment::Jail closures must return figment::Error
 use super::*;
-use figment::providers::Serialized;
 use figment::Jail;
 use std::io::Write;
 
@@ -17,7 +16,7 @@ fn no_env() -> Env {
 #[test]
 fn default_toml_loads_into_the_defaults() {
     let file = write_config(DEFAULT_TOML);
-    let loaded = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
+    let loaded = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap();
     assert_eq!(loaded, Config::default());
 }
 
@@ -30,7 +29,8 @@ fn layers_apply_in_order_file_env_cli() {
         )?;
         jail.set_env("HUATUO_AGENT__REGION", "from-env");
         jail.set_env("HUATUO_EXPORTERS__FILE__DIRECTORY", "/env");
-        let cli = Figment::from(Serialized::default("exporters.file.directory", "/cli"));
+        let mut cli = CommandLine::default();
+        cli.set("--file-dir", "exporters.file.directory", "/cli".into());
         let config = load(Some(std::path::Path::new("c.toml")), cli).unwrap();
         assert_eq!(config.agent.region, "from-env");
         assert_eq!(config.agent.log_level, "debug");
@@ -45,7 +45,7 @@ fn layers_apply_in_order_file_env_cli() {
 #[test]
 fn unknown_key_names_key_and_file() {
     let file = write_config("[tracers.dropwatch]\nenabled = true\nbogus_key = 3\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("tracers.dropwatch.bogus_key"), "{text}");
     assert!(text.contains(&file.path().display().to_string()), "{text}");
@@ -54,7 +54,7 @@ fn unknown_key_names_key_and_file() {
 #[test]
 fn wrong_type_names_key_and_file() {
     let file = write_config("[exporters.otlp]\ntimeout_secs = \"ten\"\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("exporters.otlp.timeout_secs"), "{text}");
     assert!(text.contains(&file.path().display().to_string()), "{text}");
@@ -64,7 +64,7 @@ fn wrong_type_names_key_and_file() {
 fn wrong_env_value_names_the_variable() {
     Jail::expect_with(|jail| {
         jail.set_env("HUATUO_TRACERS__DROPWATCH__PROTOCOL_FILTER", "icmp");
-        let err = load(None, Figment::new()).unwrap_err().to_string();
+        let err = load(None, CommandLine::default()).unwrap_err().to_string();
         assert!(err.contains("tracers.dropwatch.protocol_filter"), "{err}");
         assert!(err.contains("HUATUO_"), "{err}");
         Ok(())
@@ -75,7 +75,7 @@ fn wrong_env_value_names_the_variable() {
 fn missing_file_is_an_error() {
     let err = load_with_env(
         Some(std::path::Path::new("/nonexistent/huatuo.toml")),
-        Figment::new(),
+        CommandLine::default(),
         no_env(),
     )
     .unwrap_err();
@@ -85,7 +85,7 @@ fn missing_file_is_an_error() {
 #[test]
 fn validation_names_the_key() {
     let file = write_config("[tracers.dropwatch]\nring_buffer_kib = 100\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     assert!(
         err.to_string()
             .contains("tracers.dropwatch.ring_buffer_kib"),
@@ -93,7 +93,7 @@ fn validation_names_the_key() {
     );
 
     let file = write_config("[tracers.tcp_retransmit]\nring_buffer_kib = 2\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     assert!(
         err.to_string()
             .contains("tracers.tcp_retransmit.ring_buffer_kib"),
@@ -101,25 +101,25 @@ fn validation_names_the_key() {
     );
 
     let file = write_config("[exporters.file]\nenabled = false\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     assert!(err.to_string().contains("no exporter is enabled"), "{err}");
 
     let file = write_config("[exporters.otlp]\nenabled = true\nendpoint = \"127.0.0.1:4317\"\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     assert!(err.to_string().contains("exporters.otlp.endpoint"), "{err}");
 }
 
 #[test]
 fn protocol_names_match_the_contract() {
     let file = write_config("[exporters.otlp]\nprotocol = \"http/protobuf\"\n");
-    let config = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
+    let config = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap();
     assert_eq!(config.exporters.otlp.protocol, OtlpProtocol::HttpProtobuf);
 }
 
 #[test]
 fn shipped_example_loads() {
     let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml"));
-    let config = load_with_env(Some(path), Figment::new(), no_env()).unwrap();
+    let config = load_with_env(Some(path), CommandLine::default(), no_env()).unwrap();
     assert!(config.exporters.otlp.enabled);
     assert_eq!(
         config.tracers.dropwatch.protocol_filter,
@@ -130,7 +130,7 @@ fn shipped_example_loads() {
 #[test]
 fn a_bad_interface_pattern_names_its_key() {
     let file = write_config("[tracers.netdev_events]\nexclude = [\"lo\", \"eth(\"]\n");
-    let error = load_with_env(Some(file.path()), Figment::new(), no_env())
+    let error = load_with_env(Some(file.path()), CommandLine::default(), no_env())
         .unwrap_err()
         .to_string();
     assert!(
@@ -142,7 +142,7 @@ fn a_bad_interface_pattern_names_its_key() {
 #[test]
 fn unknown_softirq_vector_names_key_and_value() {
     let file = write_config("[tracers.softirq]\nvectors = [\"NET_RX\", \"NETRX\"]\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("tracers.softirq.vectors"), "{text}");
     assert!(text.contains("NETRX"), "{text}");
@@ -151,7 +151,7 @@ fn unknown_softirq_vector_names_key_and_value() {
 #[test]
 fn prometheus_listen_address_errors_name_the_key() {
     let file = write_config("[exporters.prometheus]\nenabled = true\nlisten = \"localhost\"\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("exporters.prometheus.listen"), "{text}");
 }
@@ -159,7 +159,7 @@ fn prometheus_listen_address_errors_name_the_key() {
 #[test]
 fn bad_collector_pattern_names_key_and_file() {
     let file = write_config("[collectors.vmstat]\ninclude = [\"^pg(\"]\n");
-    let err = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap_err();
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("collectors.vmstat.include"), "{text}");
     assert!(text.contains("invalid regular expression"), "{text}");
@@ -169,7 +169,7 @@ fn bad_collector_pattern_names_key_and_file() {
 #[test]
 fn collector_section_keeps_its_defaults_for_keys_not_set() {
     let file = write_config("[collectors.netdev]\ninclude = [\"^eth\"]\n");
-    let config = load_with_env(Some(file.path()), Figment::new(), no_env()).unwrap();
+    let config = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap();
     assert!(config.collectors.netdev.allows("eth0"));
     assert!(!config.collectors.netdev.allows("lo"));
     assert_eq!(

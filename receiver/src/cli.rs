@@ -1,9 +1,7 @@
 //! The command line: `run`, `probe`, `config default`, `config check`.
 
 use clap::{Args, Parser, Subcommand};
-use figment::providers::Serialized;
-use figment::Figment;
-use huatuo_config::Config;
+use huatuo_config::{CommandLine, Config};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,44 +81,55 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// The flags the user set, as the highest-precedence configuration layer.
-    fn overrides(&self) -> Figment {
-        let mut layer = Figment::new();
-        let mut set = |key: &str, value: figment::value::Value| {
-            layer = std::mem::take(&mut layer).merge(Serialized::default(key, value));
-        };
+    fn overrides(&self) -> CommandLine {
+        let mut flags = CommandLine::default();
         if let Some(dir) = &self.file_dir {
-            set("exporters.file.directory", dir.display().to_string().into());
+            flags.set("--file-dir", "exporters.file.directory", path_value(dir));
         }
         if let Some(endpoint) = &self.otlp_endpoint {
-            set("exporters.otlp.endpoint", endpoint.clone().into());
-            set("exporters.otlp.enabled", true.into());
+            flags.set(
+                "--otlp-endpoint",
+                "exporters.otlp.endpoint",
+                endpoint.clone().into(),
+            );
+            flags.set("--otlp-endpoint", "exporters.otlp.enabled", true.into());
         }
         if let Some(protocol) = &self.otlp_protocol {
-            set("exporters.otlp.protocol", protocol.clone().into());
+            flags.set(
+                "--otlp-protocol",
+                "exporters.otlp.protocol",
+                protocol.clone().into(),
+            );
         }
         if let Some(region) = &self.region {
-            set("agent.region", region.clone().into());
+            flags.set("--region", "agent.region", region.clone().into());
         }
         if let Some(level) = &self.log_level {
-            set("agent.log_level", level.clone().into());
+            flags.set("--log-level", "agent.log_level", level.clone().into());
         }
         for tracer in &self.disable_tracers {
-            set(&format!("tracers.{tracer}.enabled"), false.into());
+            let key = format!("tracers.{tracer}.enabled");
+            flags.set("--disable-tracer", &key, false.into());
         }
         for collector in &self.disable_collectors {
-            set(&format!("collectors.{collector}.enabled"), false.into());
+            let key = format!("collectors.{collector}.enabled");
+            flags.set("--disable-collector", &key, false.into());
         }
         // Relative to the working directory on the command line, as users expect of a path.
-        for (key, dir) in [
-            ("agent.procfs_prefix", &self.procfs_prefix),
-            ("agent.sysfs_prefix", &self.sysfs_prefix),
+        for (flag, key, dir) in [
+            (
+                "--procfs-prefix",
+                "agent.procfs_prefix",
+                &self.procfs_prefix,
+            ),
+            ("--sysfs-prefix", "agent.sysfs_prefix", &self.sysfs_prefix),
         ] {
             if let Some(dir) = dir {
                 let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-                set(key, dir.display().to_string().into());
+                flags.set(flag, key, path_value(&dir));
             }
         }
-        layer
+        flags
     }
 
     /// Loads the configuration, or prints why not.
@@ -161,4 +170,8 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
     }
+}
+
+fn path_value(path: &std::path::Path) -> figment::value::Value {
+    path.display().to_string().into()
 }

@@ -63,6 +63,24 @@ async fn bad_environment_value_exits_2_naming_the_variable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tracer_flag_exits_2_naming_the_flag_and_the_tracers() {
+    let mut agent = AgentCommand::agent()
+        .unwrap()
+        .args(["run", "--disable-tracer", "dropwach"])
+        .spawn()
+        .unwrap();
+    let status = agent.wait_exit(WAIT).await.unwrap();
+    let stderr = agent.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("key `tracers.dropwach` in"), "{stderr}");
+    assert!(
+        stderr.contains("command-line flag --disable-tracer"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`dropwatch`"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_config_prints_and_loads_unchanged() {
     let mut printer = AgentCommand::agent()
         .unwrap()
