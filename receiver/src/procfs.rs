@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// The sysctl whose absence means a kernel without CONFIG_DETECT_HUNG_TASK.
 pub const TIMEOUT_SYSCTL: &str = "sys/kernel/hung_task_timeout_secs";
@@ -234,38 +233,6 @@ fn read_stack(path: &Path) -> Option<String> {
     (!frames.is_empty()).then(|| frames.join("\n"))
 }
 
-/// HuaTuo's back-off for dumps of every blocked task, as a fixed window: a task stuck for hours
-/// is reported at every check, and the host-wide dump would then repeat itself each time.
-pub struct Backoff {
-    window: Duration,
-    last_dump: Option<Instant>,
-    skipped: u64,
-}
-
-impl Backoff {
-    pub fn new(window: Duration) -> Self {
-        Self {
-            window,
-            last_dump: None,
-            skipped: 0,
-        }
-    }
-
-    /// Whether a report at `now` gets a dump; if so, how many reports were skipped since the
-    /// previous one.
-    pub fn admit(&mut self, now: Instant) -> Option<u64> {
-        let due = self
-            .last_dump
-            .is_none_or(|last| now.duration_since(last) >= self.window);
-        if !due {
-            self.skipped += 1;
-            return None;
-        }
-        self.last_dump = Some(now);
-        Some(std::mem::take(&mut self.skipped))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,18 +329,5 @@ mod tests {
         assert!(dump.stacks.len() <= MAX_BLOCKED_BYTES);
         assert_eq!((dump.tasks, dump.omitted), (3, 1));
         assert!(dump.stacks.contains("1 task: 11 (b)\ng"));
-    }
-
-    #[test]
-    fn backoff_dumps_once_per_window_and_counts_the_rest() {
-        let start = Instant::now();
-        let mut backoff = Backoff::new(Duration::from_secs(600));
-        assert_eq!(backoff.admit(start), Some(0));
-        assert_eq!(backoff.admit(start + Duration::from_secs(120)), None);
-        assert_eq!(backoff.admit(start + Duration::from_secs(240)), None);
-        assert_eq!(backoff.admit(start + Duration::from_secs(600)), Some(2));
-        let mut always = Backoff::new(Duration::ZERO);
-        assert_eq!(always.admit(start), Some(0));
-        assert_eq!(always.admit(start), Some(0));
     }
 }

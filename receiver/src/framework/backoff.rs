@@ -23,6 +23,15 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A window that never grows nor resets: one report per `window`.
+    pub fn fixed(window: Duration) -> Self {
+        Self::new(BackoffPolicy {
+            initial: window,
+            max: window,
+            reset_after: Duration::MAX,
+        })
+    }
+
     pub fn new(policy: BackoffPolicy) -> Self {
         Self {
             policy,
@@ -46,7 +55,7 @@ impl Backoff {
                 self.held_back += 1;
                 return None;
             }
-            Some(_) => self.window = (self.window * 2).min(self.policy.max),
+            Some(_) => self.window = self.window.saturating_mul(2).min(self.policy.max),
             None => {}
         }
         self.last_admitted = Some(now);
@@ -119,5 +128,19 @@ mod tests {
         });
         assert_eq!(backoff.admit(now), Some(0));
         assert_eq!(backoff.admit(now), Some(0));
+    }
+
+    #[test]
+    fn a_fixed_window_admits_once_per_window_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut backoff = Backoff::fixed(10 * MIN);
+        assert_eq!(backoff.admit(start), Some(0));
+        assert_eq!(backoff.admit(start + 2 * MIN), None);
+        assert_eq!(backoff.admit(start + 4 * MIN), None);
+        assert_eq!(backoff.admit(start + 10 * MIN), Some(2));
+        // Hours later the window is still 10 minutes.
+        assert_eq!(backoff.admit(start + 300 * MIN), Some(0));
+        assert_eq!(backoff.admit(start + 309 * MIN), None);
+        assert_eq!(backoff.admit(start + 310 * MIN), Some(1));
     }
 }

@@ -1,6 +1,6 @@
 //! `hungtask`: every task the kernel's hung-task detector reports (`sched:sched_process_hang`),
 //! as one log event with the task, its kernel stack and `kernel.hung_task_timeout_secs`, plus the
-//! stacks of every task in state D (backed off, see [`crate::procfs::Backoff`]); and a counter of
+//! stacks of every task in state D (at most one dump per back-off window); and a counter of
 //! reports, kept exact in the kernel.
 //!
 //! No rate limit: the detector reports at most `hung_task_check_count` tasks per check interval.
@@ -10,11 +10,11 @@
 mod decode;
 
 use crate::framework::{
-    event_tracer, take_map, EventTracer, KernelCounters, RunError, TracepointHook, TracerContext,
-    Unsupported,
+    event_tracer, take_map, Backoff, EventTracer, KernelCounters, RunError, TracepointHook,
+    TracerContext, Unsupported,
 };
 use crate::kernel::{BootClock, KernelEnv};
-use crate::procfs::{self, Backoff, Procfs};
+use crate::procfs::{self, Procfs};
 use crate::telemetry::{Event, Telemetry};
 use anyhow::Context as _;
 use aya::maps::PerCpuArray;
@@ -101,7 +101,7 @@ impl EventTracer for Hungtask {
 
         let config = &ctx.config.tracers.hungtask;
         let max_stacks = config.max_blocked_stacks as usize;
-        let mut backoff = Backoff::new(Duration::from_secs(config.backoff_secs));
+        let mut backoff = Backoff::fixed(Duration::from_secs(config.backoff_secs));
         let procfs = Procfs::default();
         let clock = BootClock::now();
         Ok(move |raw: HungTaskEvent| {
