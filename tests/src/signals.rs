@@ -541,6 +541,24 @@ impl Received {
             .and_then(|p| p.value.as_f64())
     }
 
+    /// The sum over every series of Sum `name` matching `filter` in the latest collection that
+    /// reported it (the series of one collection share their timestamp).
+    pub fn latest_total(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        let points: Vec<_> = self
+            .points(name, filter)
+            .into_iter()
+            .filter(|p| matches!(p.kind, MetricKind::Sum { .. }))
+            .collect();
+        let Some(latest) = points.iter().map(|p| p.time_unix_nano).max() else {
+            return 0.0;
+        };
+        points
+            .iter()
+            .filter(|p| p.time_unix_nano == latest)
+            .filter_map(|p| p.value.as_f64())
+            .sum()
+    }
+
     /// Like [`Self::latest_sum`] but only for integer points (`asInt`).
     pub fn latest_sum_i64(&self, name: &str, filter: &[(&str, &str)]) -> Option<i64> {
         self.latest_of_kind(name, filter, |k| matches!(k, MetricKind::Sum { .. }))

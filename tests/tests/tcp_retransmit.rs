@@ -98,20 +98,6 @@ async fn started(receiver: &OtlpReceiver, max_events_per_second: &str) -> AgentP
         .unwrap()
 }
 
-/// The sum of every series of counter `name` in the latest collection that reported it (the
-/// series of one collection share its timestamp).
-fn latest_total(r: &Received, name: &str) -> f64 {
-    let points = r.points(name, &[]);
-    let Some(latest) = points.iter().map(|p| p.time_unix_nano).max() else {
-        return 0.0;
-    };
-    points
-        .iter()
-        .filter(|p| p.time_unix_nano == latest)
-        .filter_map(|p| p.value.as_f64())
-        .sum()
-}
-
 /// Records of this tracer the kernel did not deliver, by cause, in the latest collection.
 fn dropped(r: &Received, cause: &str) -> f64 {
     let filter = [
@@ -254,7 +240,7 @@ async fn suppressed_retransmits_are_counted_not_lost() {
             WAIT,
             "every counted retransmit exported or suppressed",
             |r| {
-                let counted = latest_total(r, net::TCP_RETRANSMITS);
+                let counted = r.latest_total(net::TCP_RETRANSMITS, &[]);
                 let events = r.logs_with_event(net::TCP_RETRANSMIT).len() as f64;
                 let suppressed = dropped(r, "rate_limited");
                 // Every connection resends (a loss probe first) within a few ms of the others.
@@ -270,7 +256,7 @@ async fn suppressed_retransmits_are_counted_not_lost() {
 
     let events = received.logs_with_event(net::TCP_RETRANSMIT).len();
     let suppressed = dropped(&received, "rate_limited");
-    let counted = latest_total(&received, net::TCP_RETRANSMITS);
+    let counted = received.latest_total(net::TCP_RETRANSMITS, &[]);
     // At most one per CPU per one-second window went through (two on a window edge).
     let cpus = std::thread::available_parallelism().unwrap().get();
     let elapsed_windows = 1 + WAIT.as_secs() as usize;

@@ -1,37 +1,32 @@
-//! Cost of the softirq and memreclaim tracers under workloads that fire them: kernel ns per
-//! program run (`kernel.bpf_stats_enabled` on for the run, restored after) and, for softirq, the
-//! agent CPU time spent folding the in-kernel histogram into the exported one. Prints a Markdown
-//! table. Run it through `scripts/bench-tracers [ROUND_TRIPS]` (release build, root).
+//! Cost of the softirq, memreclaim and tcp_retransmit tracers under workloads that fire them:
+//! kernel ns per program run (`kernel.bpf_stats_enabled` on for the run, restored after) and, for
+//! softirq, the agent CPU time spent folding the in-kernel histogram into the exported one. Prints
+//! a Markdown table. Run it through `scripts/bench-tracers [ROUND_TRIPS]` (release build, root).
 
 use anyhow::{bail, Context as _};
 use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats, ProgramRuns};
 use huatuo_otel_tests::memcg::MemoryCgroup;
 use huatuo_otel_tests::netns::NetNs;
 use huatuo_otel_tests::{AgentCommand, AgentProcess, OtlpReceiver, Received};
-use huatuo_semconv::{memory, sched};
+use huatuo_semconv::{memory, net, sched};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(120);
-/// The tracers a run does not measure, disabled so their work does not count.
-const TRACERS: [&str; 7] = [
-    "dropwatch",
-    "oom",
-    "hungtask",
-    "tcp_retransmit",
-    "netdev_txqueue_timeout",
-    "softirq",
-    "memreclaim",
-];
+/// Connections whose every segment after the SYN is dropped: each one retransmits its data and
+/// the server its SYN-ACK with exponential back-off for as long as the workload lasts.
+const LOSSY_CONNECTIONS: usize = 100;
+const RETRANSMIT_WORKLOAD: Duration = Duration::from_secs(10);
 const NET_RX: [(&str, &str); 1] = [(sched::SOFTIRQ_VECTOR, "NET_RX")];
 const MEMCG: [(&str, &str); 1] = [(memory::MEMORY_RECLAIM_KIND, "memcg")];
 
 /// The agent with only `tracer` running, once it has attached and exported metrics once.
 async fn agent_with(receiver: &OtlpReceiver, tracer: &str) -> anyhow::Result<AgentProcess> {
-    let mut command = AgentCommand::otlp_only(&receiver.grpc_endpoint())?;
-    for other in TRACERS.iter().filter(|t| **t != tracer) {
-        command = command.args(["--disable-tracer", other]);
-    }
-    let agent = command.start_tracer(tracer).await?;
+    let agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())?
+        .only_tracers(&[tracer])
+        .start_tracer(tracer)
+        .await?;
     receiver
         .wait_for(WAIT, "first metric export", |r| !r.metrics.is_empty())
         .await?;
@@ -42,11 +37,12 @@ struct Measured {
     kernel: ProgramRuns,
     /// Agent CPU seconds during the workload, minus as long a time idle.
     agent_cpu: f64,
-    /// Histogram observations added by the workload.
+    /// What the workload added to the tracer's histogram or counter.
     observations: u64,
 }
 
-/// Runs `workload` with bpf_stats on; `observed` reads the histogram count from the exports.
+/// Runs `workload` with bpf_stats on; `observed` reads the histogram count or counter total from
+/// the exports.
 async fn measure(
     receiver: &OtlpReceiver,
     agent: &AgentProcess,
@@ -141,6 +137,32 @@ async fn main() -> anyhow::Result<()> {
     agent.terminate(WAIT).await?;
     receiver.stop().await;
 
+    let receiver = OtlpReceiver::start().await?;
+    let mut agent = agent_with(&receiver, "tcp_retransmit").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ns = NetNs::create("bench-retransmit")?;
+    let retransmit = measure(
+        &receiver,
+        &agent,
+        &["tcp_retransmit_"],
+        |r| r.latest_total(net::TCP_RETRANSMITS, &[]) as u64,
+        || {
+            let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            let mut connections = (0..LOSSY_CONNECTIONS)
+                .map(|_| ns.lossy_connection(localhost, localhost))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            for connection in &mut connections {
+                connection.client.write_all(b"retransmit me")?;
+            }
+            std::thread::sleep(RETRANSMIT_WORKLOAD);
+            Ok(())
+        },
+    )
+    .await?;
+    drop(ns);
+    agent.terminate(WAIT).await?;
+    receiver.stop().await;
+
     let fold_ns = softirq.agent_cpu * 1e9 / softirq.observations.max(1) as f64;
     println!("| measure | value |");
     println!("|---|---|");
@@ -173,6 +195,19 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| memreclaim: kernel ns per program run | {:.1} |",
         memreclaim.kernel.ns_per_run()
+    );
+    println!(
+        "| tcp_retransmit: retransmits counted ({LOSSY_CONNECTIONS} lossy connections, {} s) | {} |",
+        RETRANSMIT_WORKLOAD.as_secs(),
+        retransmit.observations
+    );
+    println!(
+        "| tcp_retransmit: program runs (bpf_stats on) | {} |",
+        retransmit.kernel.runs
+    );
+    println!(
+        "| tcp_retransmit: kernel ns per program run | {:.1} |",
+        retransmit.kernel.ns_per_run()
     );
     Ok(())
 }
