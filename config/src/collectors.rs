@@ -107,7 +107,7 @@ impl PartialEq for Pattern {
     }
 }
 
-fn patterns(texts: &[&str]) -> Vec<Pattern> {
+pub(crate) fn patterns(texts: &[&str]) -> Vec<Pattern> {
     texts
         .iter()
         .map(|t| Pattern::try_from(t.to_string()).expect("built-in pattern"))

@@ -19,6 +19,7 @@
 #include "vmlinux.h"
 #include "huatuo.bpf.h"
 #include "huatuo_hist.bpf.h"
+#include "huatuo_block.bpf.h"
 #include "iolatency.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -43,17 +44,6 @@ struct {
 	__type(key, struct request_key);
 	__type(value, struct request_times);
 } in_flight SEC(".maps");
-
-/* Before 5.17 a request pointed at its disk directly. */
-struct request___pre517 {
-	struct gendisk *rq_disk;
-} __attribute__((preserve_access_index));
-
-/* Before 6.x the completion tracepoint record had this name. */
-struct trace_event_raw_block_rq_complete {
-	dev_t dev;
-	sector_t sector;
-} __attribute__((preserve_access_index));
 
 static __always_inline void inserted(struct request_key *key)
 {
@@ -105,21 +95,6 @@ static __always_inline struct request_key pointer_key(struct request *rq)
 	return key;
 }
 
-/* The disk's dev_t, as the tracepoints report it; 0 for a request without a disk. */
-static __always_inline __u32 request_dev(struct request *rq)
-{
-	struct gendisk *disk;
-
-	if (bpf_core_field_exists(rq->q->disk))
-		disk = BPF_CORE_READ(rq, q, disk);
-	else
-		disk = BPF_CORE_READ((struct request___pre517 *)rq, rq_disk);
-	if (!disk)
-		return 0;
-	return ((__u32)BPF_CORE_READ(disk, major) << IOLAT_MINOR_BITS) |
-	       (__u32)BPF_CORE_READ(disk, first_minor);
-}
-
 SEC("tp_btf/block_rq_insert")
 int iolat_insert_btf(__u64 *ctx)
 {
@@ -144,7 +119,7 @@ int iolat_complete_btf(__u64 *ctx)
 	struct request *rq = (struct request *)ctx[0];
 	struct request_key key = pointer_key(rq);
 
-	completed(&key, request_dev(rq));
+	completed(&key, huatuo_request_dev(rq));
 	return 0;
 }
 
@@ -176,20 +151,12 @@ int iolat_issue_tp(struct trace_event_raw_block_rq *ctx)
 SEC("tracepoint/block/block_rq_complete")
 int iolat_complete_tp(struct trace_event_raw_block_rq_completion *ctx)
 {
-	struct trace_event_raw_block_rq_complete *old = (void *)ctx;
 	struct request_key key;
+	__u64 sector;
 	__u32 dev;
 
-	if (bpf_core_type_exists(struct trace_event_raw_block_rq_completion)) {
-		dev = ctx->dev;
-		key = sector_key(dev, ctx->sector);
-	} else {
-		/* Read through the helper: direct loads at both layouts' offsets
-		 * would be merged by the compiler into one ctx load at a variable
-		 * offset, which the verifier rejects. */
-		dev = BPF_CORE_READ(old, dev);
-		key = sector_key(dev, BPF_CORE_READ(old, sector));
-	}
+	huatuo_completion_dev_sector(ctx, &dev, &sector);
+	key = sector_key(dev, sector);
 	completed(&key, dev);
 	return 0;
 }

@@ -18,6 +18,4 @@
  */
 #define IOLAT_MAX_IN_FLIGHT 16384
 
-#define IOLAT_MINOR_BITS 20
-
 #endif /* __IOLATENCY_H */

@@ -33,6 +33,11 @@ pub fn dev_numbers(dev: u32) -> (u32, u32) {
     (dev >> MINOR_BITS, dev & ((1 << MINOR_BITS) - 1))
 }
 
+/// The kernel `dev_t` of (major, minor), as the block tracepoints report it.
+pub fn kernel_dev(major: u32, minor: u32) -> u32 {
+    (major << MINOR_BITS) | minor
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +60,6 @@ mod tests {
     fn kernel_dev_t_splits_into_major_and_minor() {
         assert_eq!(dev_numbers((7 << 20) | 3), (7, 3));
         assert_eq!(dev_numbers((259 << 20) | 65536), (259, 65536));
+        assert_eq!(dev_numbers(kernel_dev(8, 16)), (8, 16));
     }
 }

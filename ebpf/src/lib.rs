@@ -13,6 +13,7 @@ pub mod dropwatch;
 pub mod hist;
 pub mod hungtask;
 pub mod iolatency;
+pub mod iotracer;
 #[cfg(test)]
 mod layout;
 pub mod memreclaim;

@@ -1,6 +1,6 @@
-//! Autotracing: captures triggered by anomalies (memburst, dload). A capture is one span from the
-//! trigger to the end of the capture, with the readings that triggered it; what it captured is
-//! log records linked to that span.
+//! Autotracing: captures triggered by anomalies (memburst, dload, cpusys, cpuidle, iotracer). A
+//! capture is one span from the trigger to the end of the capture, with the readings that
+//! triggered it; what it captured is log records linked to that span.
 
 names! {
     /// Why a capture was triggered, a fixed word per tracer (e.g. `anon_growth`, `dstate_load`).
@@ -49,6 +49,63 @@ names! {
     Attribute DLOAD_OMITTED = "huatuo.dload.omitted", "int";
     /// D-state load average by container (`container.id`; absent for the host).
     Metric DLOAD_LOAD = "huatuo.dload.load1", "gauge {task}";
+
+    /// iotracer capture: a disk's utilisation (on NVMe, with its bandwidth) or await was above its threshold on two consecutive samples; the span lasts while its IO is counted per process and cgroup from the block tracepoints.
+    Span IOTRACER_CAPTURE = "huatuo.iotracer.capture", "span";
+    /// Share of the last sampling interval the disk was busy (`io_ticks` of /proc/diskstats), percent.
+    Attribute DISK_UTIL_PERCENT = "huatuo.disk.util.percent", "double";
+    /// Utilisation above which a disk is saturated, percent (`util_percent_threshold`).
+    Attribute DISK_UTIL_PERCENT_THRESHOLD = "huatuo.disk.util.percent.threshold", "double";
+    /// Bytes read per second over the last sampling interval.
+    Attribute DISK_READ_BPS = "huatuo.disk.read.bytes_per_second", "double";
+    /// Bytes written per second over the last sampling interval.
+    Attribute DISK_WRITE_BPS = "huatuo.disk.write.bytes_per_second", "double";
+    /// Read bandwidth a busy NVMe disk must exceed, bytes per second (`read_mib_per_sec_threshold` × 2^20).
+    Attribute DISK_READ_BPS_THRESHOLD = "huatuo.disk.read.bytes_per_second.threshold", "double";
+    /// Write bandwidth a busy NVMe disk must exceed, bytes per second (`write_mib_per_sec_threshold` × 2^20).
+    Attribute DISK_WRITE_BPS_THRESHOLD = "huatuo.disk.write.bytes_per_second.threshold", "double";
+    /// Reads completed per second over the last sampling interval.
+    Attribute DISK_READ_IOPS = "huatuo.disk.read.iops", "double";
+    /// Writes completed per second over the last sampling interval.
+    Attribute DISK_WRITE_IOPS = "huatuo.disk.write.iops", "double";
+    /// Average time of the reads completed over the last sampling interval, queue and service, milliseconds.
+    Attribute DISK_READ_AWAIT_MS = "huatuo.disk.read.await_ms", "double";
+    /// Average time of the writes completed over the last sampling interval, milliseconds.
+    Attribute DISK_WRITE_AWAIT_MS = "huatuo.disk.write.await_ms", "double";
+    /// Await above which a disk is slow, milliseconds (`await_ms_threshold`).
+    Attribute DISK_AWAIT_MS_THRESHOLD = "huatuo.disk.await_ms.threshold", "double";
+    /// Average number of requests in flight over the last sampling interval (weighted `io_ticks`).
+    Attribute DISK_QUEUE_SIZE = "huatuo.disk.queue.size", "double";
+    /// Seconds the capture counted IO.
+    Attribute IOTRACER_DURATION = "huatuo.iotracer.duration", "int";
+    /// Requests of the disk completed during the capture, whoever submitted them.
+    Attribute IOTRACER_REQUESTS = "huatuo.iotracer.requests", "int";
+    /// Processes (pid and cgroup pairs) whose requests completed during the capture.
+    Attribute IOTRACER_PROCESSES = "huatuo.iotracer.processes", "int";
+    /// Requests not counted because the kernel's tables were full (more than 4096 processes, or 16384 requests in flight).
+    Attribute IOTRACER_UNCOUNTED = "huatuo.iotracer.uncounted", "int";
+    /// One of the processes that did the most IO on the captured disk (by bytes, then requests); its container comes from its cgroup.
+    Event IOTRACER_PROCESS = "huatuo.iotracer.process", "event";
+    /// Bytes a process read from the disk during the capture (completed requests).
+    Attribute IOTRACER_READ_BYTES = "huatuo.iotracer.read_bytes", "int";
+    /// Bytes a process wrote to the disk during the capture.
+    Attribute IOTRACER_WRITE_BYTES = "huatuo.iotracer.write_bytes", "int";
+    /// Requests of the process completed per second of capture (reads, writes, flushes, discards).
+    Attribute IOTRACER_IOPS = "huatuo.iotracer.iops", "double";
+    /// Requests of the process completed during the capture.
+    Attribute IOTRACER_PROCESS_REQUESTS = "huatuo.iotracer.process.requests", "int";
+    /// Average time of the process's requests from start (`block:block_io_start`, else insertion into the queue) to completion, microseconds.
+    Attribute IOTRACER_Q2C_AVG_US = "huatuo.iotracer.q2c.avg_us", "int";
+    /// Longest of those, microseconds.
+    Attribute IOTRACER_Q2C_MAX_US = "huatuo.iotracer.q2c.max_us", "int";
+    /// Average time of the process's requests from issue to the driver to completion, microseconds.
+    Attribute IOTRACER_D2C_AVG_US = "huatuo.iotracer.d2c.avg_us", "int";
+    /// Longest of those, microseconds.
+    Attribute IOTRACER_D2C_MAX_US = "huatuo.iotracer.d2c.max_us", "int";
+    /// Files the process had open on the disk at the end of the capture (regular files on it or its partitions, or the device itself), one path per line; at most `top_files`, in descriptor order, not ranked by IO.
+    Attribute IOTRACER_FILES = "huatuo.iotracer.files", "string";
+    /// The tasks in state D when the most were seen during an iotracer capture (sampled every second), with their kernel stacks, attributes as in `huatuo.dload.stacks`.
+    Event IOTRACER_STALLED = "huatuo.iotracer.stalled", "event";
 
     /// cpusys capture: the host's system CPU share was above its threshold and rose fast; the span lasts while on-CPU stacks of the whole host are sampled.
     Span CPUSYS_CAPTURE = "huatuo.cpusys.capture", "span";

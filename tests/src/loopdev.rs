@@ -15,7 +15,6 @@ const READ_BYTES: usize = 4096;
 /// also when the test fails.
 pub struct LoopDevice {
     device: PathBuf,
-    size: u64,
     _backing: tempfile::TempDir,
 }
 
@@ -43,7 +42,6 @@ impl LoopDevice {
         let device = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
         Ok(Self {
             device,
-            size,
             _backing: backing,
         })
     }
@@ -63,23 +61,32 @@ impl LoopDevice {
     /// `count` synchronous 4 KiB reads with O_DIRECT at distinct offsets (wrapping around the
     /// device): each one a block request, none served from the page cache.
     pub fn read_direct(&self, count: u64) -> anyhow::Result<()> {
-        let device = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&self.device)
-            .with_context(|| format!("opening {} with O_DIRECT", self.device.display()))?;
-        let buffer = AlignedPage::new();
-        let blocks = self.size / READ_BYTES as u64;
-        for i in 0..count {
-            let offset = (i % blocks) * READ_BYTES as u64;
-            // SAFETY: the buffer is READ_BYTES long and lives until the end of the loop.
-            let slice = unsafe { std::slice::from_raw_parts_mut(buffer.0, READ_BYTES) };
-            device
-                .read_exact_at(slice, offset)
-                .with_context(|| format!("direct read at {offset}"))?;
-        }
-        Ok(())
+        read_direct(&self.device, count)
     }
+}
+
+/// [`LoopDevice::read_direct`] on any block device (or file), whose size is found by seeking.
+pub fn read_direct(path: &Path, count: u64) -> anyhow::Result<()> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut device = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .with_context(|| format!("opening {} with O_DIRECT", path.display()))?;
+    let blocks = device.seek(SeekFrom::End(0))? / READ_BYTES as u64;
+    if blocks == 0 {
+        bail!("{} is smaller than a read", path.display());
+    }
+    let buffer = AlignedPage::new();
+    for i in 0..count {
+        let offset = (i % blocks) * READ_BYTES as u64;
+        // SAFETY: the buffer is READ_BYTES long and lives until the end of the loop.
+        let slice = unsafe { std::slice::from_raw_parts_mut(buffer.0, READ_BYTES) };
+        device
+            .read_exact_at(slice, offset)
+            .with_context(|| format!("direct read at {offset}"))?;
+    }
+    Ok(())
 }
 
 impl Drop for LoopDevice {

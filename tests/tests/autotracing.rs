@@ -10,10 +10,13 @@
 //!   capture's folded stacks show them in the kernel's read path.
 //! - cpuidle: a process burning CPU in user space in a cgroup named like a docker container is
 //!   captured: the span carries the container, the folded stacks the burning function.
+//! - iotracer: a child process reading a throwaway loop device with O_DIRECT keeps it busy over a
+//!   lowered utilisation threshold; the capture names its pid with its bytes and latency, and the
+//!   device among its open files; anomalies during the capture are only counted (busy).
 
 use huatuo_otel_tests::dstate::DStateTasks;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
-use huatuo_semconv::{agent, autotracing as names, container, net};
+use huatuo_semconv::{agent, autotracing as names, container, net, system};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -375,6 +378,108 @@ async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
         folded.contains("huatuo_burn_cpu_in_user_space"),
         "the burning function is named:\n{folded}"
     );
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+/// A child process reading a device with O_DIRECT until dropped.
+struct DirectReader(std::process::Child);
+
+impl DirectReader {
+    fn start(device: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_direct-reader"))
+            .arg(device)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("starting direct-reader")?;
+        Ok(Self(child))
+    }
+}
+
+impl Drop for DirectReader {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iotracer_names_the_process_reading_a_busy_disk() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let disk = huatuo_otel_tests::loopdev::LoopDevice::create(256).unwrap();
+    let name = disk.name();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .only_tracers(&["iotracer"])
+        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+        .env("HUATUO_TRACERS__IOTRACER__INTERVAL_SECS", "1")
+        // Only this test's disk: the host's own disks are busy or not at the others' whim.
+        .env(
+            "HUATUO_TRACERS__IOTRACER__INCLUDE_DEVICES",
+            format!("[\"^{name}$\"]"),
+        )
+        .env("HUATUO_TRACERS__IOTRACER__UTIL_PERCENT_THRESHOLD", "1")
+        .env("HUATUO_TRACERS__IOTRACER__CAPTURE_SECS", "3")
+        .start_tracer("iotracer")
+        .await
+        .unwrap();
+    let reader = DirectReader::start(disk.path()).unwrap();
+    let reader_pid = reader.0.id().to_string();
+    let span_of = |r: &Received, log: &huatuo_otel_tests::LogView| {
+        r.spans()
+            .into_iter()
+            .find(|s| s.trace_id == log.trace_id && s.span_id == log.span_id)
+    };
+    let reader_record = |r: &Received| {
+        r.logs_with_event(names::IOTRACER_PROCESS)
+            .into_iter()
+            .find(|l| l.matches(&[(net::PROCESS_PID, &reader_pid)]) && span_of(r, l).is_some())
+    };
+    let received = receiver
+        .wait_for(
+            WAIT,
+            "an iotracer capture naming the reader, and a trigger during it held back",
+            |r| reader_record(r).is_some() && trigger_count(r, "iotracer", "busy") >= 1.0,
+        )
+        .await
+        .unwrap();
+    drop(reader);
+
+    let record = reader_record(&received).unwrap();
+    let span = span_of(&received, &record).unwrap();
+    assert_eq!(span.name, names::IOTRACER_CAPTURE);
+    assert_eq!(span.attr_str(system::SYSTEM_DEVICE), Some(name.as_str()));
+    assert_eq!(span.attr_str(names::REASON), Some("io_util"));
+    assert!(span.attr_f64(names::DISK_UTIL_PERCENT).unwrap() > 1.0);
+    assert_eq!(span.attr_f64(names::DISK_UTIL_PERCENT_THRESHOLD), Some(1.0));
+    assert!(span.attr_i64(names::IOTRACER_REQUESTS).unwrap() > 0);
+    assert_eq!(span.attr_i64(names::IOTRACER_UNCOUNTED), Some(0));
+    assert_eq!(
+        record.attr_str(names::PROCESS_EXECUTABLE_NAME),
+        Some("direct-reader")
+    );
+    assert_eq!(record.attr_str(system::SYSTEM_DEVICE), Some(name.as_str()));
+    assert!(record.expect_i64(names::IOTRACER_READ_BYTES) >= 4096);
+    assert!(record.expect_i64(names::IOTRACER_PROCESS_REQUESTS) > 0);
+    assert!(record.expect_i64(names::IOTRACER_Q2C_MAX_US) > 0);
+    assert!(record.expect_i64(names::IOTRACER_D2C_MAX_US) > 0);
+    assert!(
+        record.expect_i64(names::IOTRACER_Q2C_AVG_US)
+            >= record.expect_i64(names::IOTRACER_D2C_AVG_US),
+        "a request waits for its issue before the device serves it"
+    );
+    let files = record.attr_str(names::IOTRACER_FILES).unwrap_or_default();
+    assert!(
+        files.lines().any(|f| f == disk.path().to_string_lossy()),
+        "the reader's open files on the disk: {files:?}"
+    );
+    assert_eq!(trigger_count(&received, "iotracer", "captured"), 1.0);
     received.assert_names_registered();
 
     agent.terminate_cleanly(WAIT).await;

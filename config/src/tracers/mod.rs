@@ -6,6 +6,7 @@ mod dload;
 mod dropwatch;
 mod hungtask;
 mod iolatency;
+mod iotracer;
 mod memburst;
 mod memreclaim;
 mod netdev;
@@ -25,6 +26,7 @@ pub use dload::*;
 pub use dropwatch::*;
 pub use hungtask::*;
 pub use iolatency::*;
+pub use iotracer::*;
 pub use memburst::*;
 pub use memreclaim::*;
 pub use netdev::*;
@@ -54,6 +56,7 @@ pub struct TracersConfig {
     pub dload: DloadConfig,
     pub cpusys: CpusysConfig,
     pub cpuidle: CpuidleConfig,
+    pub iotracer: IotracerConfig,
     pub sched_tick: SchedTickConfig,
     pub ras: RasConfig,
     pub softlockup: SoftlockupConfig,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// `/proc/diskstats` counts sectors of 512 bytes whatever the device's sector size.
-const SECTOR_BYTES: u64 = 512;
+pub const SECTOR_BYTES: u64 = 512;
 
 pub struct Diskio;
 
@@ -54,20 +54,10 @@ impl Collector for Diskio {
     ) -> anyhow::Result<()> {
         let now = Instant::now();
         let mut busy = HashMap::new();
-        for line in roots.read_proc("diskstats")?.lines() {
-            let mut fields = line.split_ascii_whitespace();
-            let (Some(_major), Some(_minor), Some(device)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
+        for disk in parse_diskstats(&roots.read_proc("diskstats")?)? {
+            let device = disk.device.as_str();
             if !config.collectors.diskio.allows(device) {
                 continue;
-            }
-            // 11 counters since 2.6; 15 with discards (4.18); 17 with flushes (5.5).
-            let v = integers(fields, "diskstats", line)?;
-            if v.len() < 11 {
-                return Err(malformed("diskstats", line));
             }
             let device_attr = || KeyValue::new(names::SYSTEM_DEVICE, device.to_string());
             let attrs = |direction: &'static str| {
@@ -77,8 +67,20 @@ impl Collector for Diskio {
                 ]
             };
             for (direction, ops, merged, sectors, ms) in [
-                ("read", v[0], v[1], v[2], v[3]),
-                ("write", v[4], v[5], v[6], v[7]),
+                (
+                    "read",
+                    disk.reads,
+                    disk.read_merged,
+                    disk.read_sectors,
+                    disk.read_ms,
+                ),
+                (
+                    "write",
+                    disk.writes,
+                    disk.write_merged,
+                    disk.write_sectors,
+                    disk.write_ms,
+                ),
             ] {
                 out.add(
                     names::SYSTEM_DISK_IO,
@@ -93,31 +95,98 @@ impl Collector for Diskio {
                     attrs(direction),
                 );
             }
-            out.add(names::DISK_PENDING_OPERATIONS, v[8], vec![device_attr()]);
+            out.add(
+                names::DISK_PENDING_OPERATIONS,
+                disk.in_flight,
+                vec![device_attr()],
+            );
             out.add(
                 names::SYSTEM_DISK_IO_TIME,
-                seconds(v[9]),
+                seconds(disk.io_ms),
                 vec![device_attr()],
             );
             out.add(
                 names::DISK_WEIGHTED_IO_TIME,
-                seconds(v[10]),
+                seconds(disk.weighted_ms),
                 vec![device_attr()],
             );
-            if let Some(flushes) = v.get(15) {
-                out.add(names::DISK_FLUSHES, *flushes, vec![device_attr()]);
+            if let Some(flushes) = disk.flushes {
+                out.add(names::DISK_FLUSHES, flushes, vec![device_attr()]);
             }
             if let Some((then, previous)) = &state.previous {
                 if let Some(before) = previous.get(device) {
-                    let share = utilization(*before, v[9], now.duration_since(*then));
+                    let share = utilization(*before, disk.io_ms, now.duration_since(*then));
                     out.add(names::DISK_UTILIZATION, share, vec![device_attr()]);
                 }
             }
-            busy.insert(device.to_string(), v[9]);
+            busy.insert(disk.device, disk.io_ms);
         }
         state.previous = Some((now, busy));
         Ok(())
     }
+}
+
+/// One device's line of `/proc/diskstats` (Documentation/admin-guide/iostats.rst).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskStat {
+    pub major: u32,
+    pub minor: u32,
+    pub device: String,
+    pub reads: u64,
+    pub read_merged: u64,
+    /// Sectors of [`SECTOR_BYTES`].
+    pub read_sectors: u64,
+    pub read_ms: u64,
+    pub writes: u64,
+    pub write_merged: u64,
+    pub write_sectors: u64,
+    pub write_ms: u64,
+    pub in_flight: u64,
+    /// Time the device had requests in flight.
+    pub io_ms: u64,
+    /// Time requests spent in flight, summed over the requests.
+    pub weighted_ms: u64,
+    /// Linux 5.5+.
+    pub flushes: Option<u64>,
+}
+
+/// Every line of `/proc/diskstats`; an error names the malformed line.
+pub fn parse_diskstats(text: &str) -> anyhow::Result<Vec<DiskStat>> {
+    let mut disks = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(major), Some(minor), Some(device)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+            return Err(malformed("diskstats", line));
+        };
+        // 11 counters since 2.6; 15 with discards (4.18); 17 with flushes (5.5).
+        let v = integers(fields, "diskstats", line)?;
+        if v.len() < 11 {
+            return Err(malformed("diskstats", line));
+        }
+        disks.push(DiskStat {
+            major,
+            minor,
+            device: device.to_string(),
+            reads: v[0],
+            read_merged: v[1],
+            read_sectors: v[2],
+            read_ms: v[3],
+            writes: v[4],
+            write_merged: v[5],
+            write_sectors: v[6],
+            write_ms: v[7],
+            in_flight: v[8],
+            io_ms: v[9],
+            weighted_ms: v[10],
+            flushes: v.get(15).copied(),
+        });
+    }
+    Ok(disks)
 }
 
 fn seconds(ms: u64) -> f64 {

@@ -7,6 +7,7 @@ pub mod dload;
 pub mod dropwatch;
 pub mod hungtask;
 pub mod iolatency;
+pub mod iotracer;
 pub mod memburst;
 pub mod memreclaim;
 pub mod net;
@@ -45,6 +46,7 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(dload::Dload::default()),
         Arc::new(cpusys::Cpusys::default()),
         Arc::new(cpuidle::Cpuidle::default()),
+        Arc::new(iotracer::Iotracer::default()),
         Arc::new(runqlat::Runqlat::default()),
         Arc::new(iolatency::Iolatency::default()),
         Arc::new(cgroup_events::CgroupEvents),

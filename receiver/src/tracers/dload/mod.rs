@@ -6,7 +6,7 @@ use crate::attribution::unified_root;
 use crate::attribution::Owner;
 use crate::container::parse_cgroup_path;
 use crate::framework::{autotracer, Autotracer, Capture, Trigger};
-use crate::procfs::{BlockedTask, Procfs};
+use crate::procfs::{BlockedDump, BlockedTask, Procfs};
 use crate::telemetry::{Event, Telemetry};
 use huatuo_config::{Config, DloadConfig};
 use huatuo_semconv::{autotracing as names, container as container_names};
@@ -148,27 +148,45 @@ impl Autotracer for Dload {
             pids_of_target.get(&pid).copied().unwrap_or(false)
         });
         let whose = trigger.target.as_deref().unwrap_or("the host");
-        let event = Event {
-            name: names::DLOAD_STACKS,
-            tracer: NAME,
-            time: SystemTime::now(),
-            severity: Severity::Warn,
-            body: format!("{} tasks in state D in {whose}", dump.tasks),
-            attributes: vec![
-                (names::DLOAD_TASKS, AnyValue::Int(dump.tasks as i64)),
-                (names::DLOAD_OMITTED, AnyValue::Int(dump.omitted as i64)),
-                (names::DLOAD_STACK_TEXT, dump.stacks.into()),
-            ],
-            owner: Owner {
+        let event = stacks_event(
+            names::DLOAD_STACKS,
+            NAME,
+            dump,
+            whose,
+            Owner {
                 cgroup_id: trigger.cgroup_id,
                 ..Owner::default()
             },
-            span: None,
-        };
+        );
         Ok(Capture {
             attributes: Vec::new(),
             events: vec![event],
         })
+    }
+}
+
+/// A log record `name` of `tracer` carrying the stacks of tasks in state D, with the attributes
+/// of `huatuo.dload.stacks` whichever tracer read them.
+pub fn stacks_event(
+    name: &'static str,
+    tracer: &'static str,
+    dump: BlockedDump,
+    whose: &str,
+    owner: Owner,
+) -> Event {
+    Event {
+        name,
+        tracer,
+        time: SystemTime::now(),
+        severity: Severity::Warn,
+        body: format!("{} tasks in state D in {whose}", dump.tasks),
+        attributes: vec![
+            (names::DLOAD_TASKS, AnyValue::Int(dump.tasks as i64)),
+            (names::DLOAD_OMITTED, AnyValue::Int(dump.omitted as i64)),
+            (names::DLOAD_STACK_TEXT, dump.stacks.into()),
+        ],
+        owner,
+        span: None,
     }
 }
 
