@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 pub struct Trigger {
     /// A fixed word per kind of anomaly (metric attribute: keep it static).
     pub reason: &'static str,
-    /// What the cooldown applies to: a container id, or `None` for the host.
+    /// What the cooldown applies to: a container id, a disk, or `None` for the host.
     pub target: Option<String>,
     /// The cgroup the capture concerns, for attribution of the span.
     pub cgroup_id: Option<u64>,

@@ -1,6 +1,7 @@
 //! Autotracing benchmark: the always-on cost of the autotracing tracers' sampling, alone and
-//! together, on an idle host and with every CPU busy; and the cost of one CPU capture (stack
-//! sampling, symbolization, export). Prints a Markdown table. Run it through
+//! together, on an idle host and with every CPU busy; the cost of one CPU capture (stack
+//! sampling, symbolization, export); and of one iotracer capture of a loop device kept busy by
+//! direct reads (block tracepoint programs, export). Prints Markdown tables. Run it through
 //! `scripts/bench-autotracing [SECONDS]` (release build, root).
 
 use anyhow::bail;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
-const AUTOTRACERS: [&str; 4] = ["memburst", "dload", "cpusys", "cpuidle"];
+const AUTOTRACERS: [&str; 5] = ["memburst", "dload", "cpusys", "cpuidle", "iotracer"];
 
 /// The agent with only `enabled` autotracers, sampling every second.
 fn agent(endpoint: &str, enabled: &[&str]) -> anyhow::Result<AgentCommand> {
@@ -121,6 +122,70 @@ async fn capture_cost(receiver: &OtlpReceiver, seconds: u64) -> anyhow::Result<C
     })
 }
 
+/// What one iotracer capture cost.
+struct IoCaptureCost {
+    requests: u64,
+    program: ProgramRuns,
+    agent_cpu_seconds: f64,
+}
+
+/// One iotracer capture of `seconds` of a fresh loop device read with O_DIRECT by a thread of
+/// this process, forced by a utilisation threshold of 1%.
+async fn io_capture_cost(receiver: &OtlpReceiver, seconds: u64) -> anyhow::Result<IoCaptureCost> {
+    let disk = huatuo_otel_tests::loopdev::LoopDevice::create(256)?;
+    let mut agent = agent(&receiver.grpc_endpoint(), &["iotracer"])?
+        .env(
+            "HUATUO_TRACERS__IOTRACER__INCLUDE_DEVICES",
+            format!("[\"^{}$\"]", disk.name()),
+        )
+        .env("HUATUO_TRACERS__IOTRACER__UTIL_PERCENT_THRESHOLD", "1")
+        .env(
+            "HUATUO_TRACERS__IOTRACER__CAPTURE_SECS",
+            seconds.to_string(),
+        )
+        .start_tracer("iotracer")
+        .await?;
+    let pid = agent.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, path) = (stop.clone(), disk.path().to_path_buf());
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            while !stop.load(Ordering::Relaxed) {
+                huatuo_otel_tests::loopdev::read_direct(&path, 1000)?;
+            }
+            Ok(())
+        })
+    };
+    let before = cpu_seconds(pid)?;
+    let _stats = BpfStats::enable()?;
+    // The programs live only during the capture: keep the last reading taken while loaded.
+    let mut program = ProgramRuns::default();
+    let span = loop {
+        let received = receiver.received();
+        if let Some(span) = received
+            .spans()
+            .into_iter()
+            .find(|s| s.name == names::IOTRACER_CAPTURE)
+        {
+            break span;
+        }
+        let now = bpf_prog_stats(pid, &["iotracer_"])?;
+        if now.runs > 0 {
+            program = now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let agent_cpu_seconds = cpu_seconds(pid)? - before;
+    stop.store(true, Ordering::Relaxed);
+    reader.join().expect("reader thread")?;
+    agent.terminate(WAIT).await?;
+    Ok(IoCaptureCost {
+        requests: span.attr_i64(names::IOTRACER_REQUESTS).unwrap_or(0) as u64,
+        program,
+        agent_cpu_seconds,
+    })
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let seconds: u64 = std::env::args()
@@ -139,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|t| (t.to_string(), vec![*t]))
         .collect();
-    rows.push(("all four".into(), AUTOTRACERS.to_vec()));
+    rows.push((format!("all {}", AUTOTRACERS.len()), AUTOTRACERS.to_vec()));
     for (label, enabled) in rows {
         let idle = sampling_cost(&receiver, &enabled, seconds).await?;
         let busy = {
@@ -164,6 +229,23 @@ async fn main() -> anyhow::Result<()> {
         cost.agent_cpu_seconds
     );
     println!("| folded stacks bytes | {} |", cost.folded_bytes);
+
+    let io = io_capture_cost(&receiver, capture_secs).await?;
+    println!();
+    println!(
+        "| one iotracer capture ({capture_secs} s, loop device under O_DIRECT reads) | value |"
+    );
+    println!("|---|---|");
+    println!("| requests counted | {} |", io.requests);
+    println!("| block tracepoint program runs | {} |", io.program.runs);
+    println!(
+        "| kernel ns per run (bpf_stats on) | {:.0} |",
+        io.program.ns_per_run()
+    );
+    println!(
+        "| agent CPU s for the capture (D-state scans, export) | {:.2} |",
+        io.agent_cpu_seconds
+    );
     receiver.stop().await;
     Ok(())
 }
