@@ -212,14 +212,19 @@ int iotracer_complete_btf(__u64 *ctx)
 }
 
 /* The operation from the record's rwbs text: an optional F (preflush), then
- * R, W, D (discard)... */
+ * R, W, D (discard)... Copied out with a helper: the field's offset is a CO-RE
+ * relocation, so the compiler reaches its second character through a ctx
+ * pointer it modified, which the verifier rejects. */
 static __always_inline __u32 rwbs_op(const char *rwbs)
 {
-	char c = rwbs[0] == 'F' ? rwbs[1] : rwbs[0];
+	char text[2] = {};
 
-	if (c == 'R')
+	bpf_probe_read_kernel(text, sizeof(text), rwbs);
+	if (text[0] == 'F')
+		text[0] = text[1];
+	if (text[0] == 'R')
 		return IOTRACER_OP_READ;
-	if (c == 'W')
+	if (text[0] == 'W')
 		return IOTRACER_OP_WRITE;
 	return IOTRACER_OP_OTHER;
 }
