@@ -169,6 +169,19 @@ impl Autotracer for Iotracer {
         COMPLETE.probe(kernel)
     }
 
+    fn probe_detail(&self, kernel: &KernelEnv) -> String {
+        let start = start_hook(kernel);
+        format!(
+            "captures attach {}:{}, {}:{}, {}:{}",
+            start.category,
+            start.name,
+            ISSUE.category,
+            ISSUE.name,
+            COMPLETE.category,
+            COMPLETE.name
+        )
+    }
+
     fn sampler(&self, _section: &IotracerConfig) -> anyhow::Result<Disks> {
         Ok(Disks::default())
     }
@@ -248,6 +261,15 @@ impl Autotracer for Iotracer {
     }
 }
 
+/// Where requests start: block_io_start (6.5+) sees every request start in its submitter's
+/// context; insertion only those going through an I/O scheduler.
+fn start_hook(kernel: &KernelEnv) -> &'static TracepointHook {
+    match kernel.tracepoint_exists(START.category, START.name) {
+        Ok(true) => &START,
+        _ => &INSERT,
+    }
+}
+
 /// What one capture counted.
 struct Counted {
     io: Vec<(IoKey, Io)>,
@@ -271,13 +293,7 @@ fn count_io(
     // Taken out so they outlive the programs, which detach when `ebpf` is dropped.
     let io_map = take_map(&mut ebpf, abi::IO_MAP)?;
     let stats_map = take_map(&mut ebpf, huatuo_ebpf::STATS_MAP)?;
-    // block_io_start sees a request start in its submitter's context on every path; insertion
-    // only when it goes through an I/O scheduler.
-    let start = match kernel.tracepoint_exists(START.category, START.name) {
-        Ok(true) => START,
-        _ => INSERT,
-    };
-    for hook in [&start, &ISSUE, &COMPLETE] {
+    for hook in [start_hook(&kernel), &ISSUE, &COMPLETE] {
         hook.attach(&mut ebpf, &kernel)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("attaching to block:{}", hook.name))?;
