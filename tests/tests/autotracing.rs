@@ -13,7 +13,7 @@
 //! - waitrate: CPU burners in cgroups named like docker containers, all pinned to one CPU. A
 //!   victim container competing with another one waits behind it (external wait, in the
 //!   capture, its competitor records and the metrics); one whose own two burners compete waits
-//!   behind itself (inner).
+//!   behind itself (inner); one allowed 10% of a CPU by CFS bandwidth waits throttled.
 
 use huatuo_otel_tests::dstate::DStateTasks;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
@@ -574,6 +574,109 @@ async fn waitrate_shows_a_container_waiting_behind_its_own_tasks() {
     assert_eq!(sibling.attr_str(names::WAIT_KIND), Some("inner"));
     assert_eq!(sibling.attr_str(container::CONTAINER_ID), Some(SELFISH_ID));
     assert!(wait_time(&received, SELFISH_ID, "inner") > 0.0);
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+const THROTTLED_ID: &str = "7e7e7e123456789abcdef0123456789abcdef0123456789abcdef0123456789d";
+
+/// A CFS bandwidth limit of 10% of one CPU on a process, in the v1 cpu hierarchy (hybrid
+/// hosts, like this one) or on its v2 container cgroup; dropping it removes the v1 cgroup.
+struct CpuQuota {
+    v1_dir: Option<std::path::PathBuf>,
+}
+
+impl CpuQuota {
+    fn apply(container: &BurningContainer) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+        let v1_root = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup") && f.get(3)?.split(',').any(|o| o == "cpu"))
+                .then(|| std::path::PathBuf::from(f[1]))
+        });
+        let write = |dir: &std::path::Path, file: &str, value: &str| {
+            std::fs::write(dir.join(file), value)
+                .with_context(|| format!("writing {value:?} to {}", dir.join(file).display()))
+        };
+        if let Some(root) = v1_root {
+            let dir = root.join(format!(
+                "huatuo-test-waitrate-throttle-{}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir)?;
+            let quota = Self {
+                v1_dir: Some(dir.clone()),
+            };
+            write(&dir, "cpu.cfs_period_us", "100000")?;
+            write(&dir, "cpu.cfs_quota_us", "10000")?;
+            for pid in container.pids() {
+                write(&dir, "cgroup.procs", &pid)?;
+            }
+            return Ok(quota);
+        }
+        // v2: the controller must be enabled down to the container's cgroup.
+        let group = container.dir.parent().context("the container's group")?;
+        write(
+            group.parent().context("the hierarchy")?,
+            "cgroup.subtree_control",
+            "+cpu",
+        )?;
+        write(group, "cgroup.subtree_control", "+cpu")?;
+        write(&container.dir, "cpu.max", "10000 100000")?;
+        Ok(Self { v1_dir: None })
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        let Some(dir) = &self.v1_dir else { return };
+        // Its tasks (killed by the container's guard, dropped first) must be gone first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(dir).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waitrate_shows_a_container_throttled_by_its_cpu_quota() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let (mut throttled, quota) = tokio::task::block_in_place(|| {
+        let container = BurningContainer::start("waitrate-throttle", THROTTLED_ID, 1, None)?;
+        let quota = CpuQuota::apply(&container)?;
+        anyhow::Ok((container, quota))
+    })
+    .unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = waitrate_agent(&receiver).await;
+    throttled.burn();
+    let span_of = |r: &Received| {
+        r.spans().into_iter().find(|s| {
+            s.name == names::WAITRATE_CAPTURE
+                && s.attr_str(container::CONTAINER_ID) == Some(THROTTLED_ID)
+        })
+    };
+    let received = receiver
+        .wait_for(
+            WAIT,
+            "a waitrate capture of the throttled container, and its throttle wait",
+            |r| span_of(r).is_some() && wait_time(r, THROTTLED_ID, "throttle") > 0.0,
+        )
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| drop((throttled, quota)));
+
+    let span = span_of(&received).unwrap();
+    let throttle = span.attr_f64(names::CAPTURE_WAIT_THROTTLE).unwrap();
+    // Allowed 10% of a CPU, its one burner waits throttled about 90% of the 2 s capture.
+    assert!(throttle > 1.0, "throttle {throttle} s");
+    assert!(span.attr_f64(names::WAIT_RATE_THROTTLE).unwrap() > 0.2);
+    assert!(wait_time(&received, THROTTLED_ID, "throttle") > 1.0);
     received.assert_names_registered();
 
     agent.terminate_cleanly(WAIT).await;
