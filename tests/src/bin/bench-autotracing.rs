@@ -1,10 +1,12 @@
 //! Autotracing benchmark: the always-on cost of the autotracing tracers' sampling, alone and
-//! together, on an idle host and with every CPU busy; and the cost of one CPU capture (stack
-//! sampling, symbolization, export). Prints a Markdown table. Run it through
+//! together, on an idle host and with every CPU busy; the kernel cost of waitrate's scheduler
+//! programs (BPF run statistics) on an idle host and under CPU contention; and the cost of one
+//! CPU capture (stack sampling, symbolization, export). Prints Markdown tables. Run it through
 //! `scripts/bench-autotracing [SECONDS]` (release build, root).
 
 use anyhow::bail;
 use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats, ProgramRuns};
+use huatuo_otel_tests::cpu::CpuContention;
 use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
 use huatuo_semconv::autotracing as names;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
-const AUTOTRACERS: [&str; 4] = ["memburst", "dload", "cpusys", "cpuidle"];
+const AUTOTRACERS: [&str; 5] = ["memburst", "dload", "cpusys", "cpuidle", "waitrate"];
 
 /// The agent with only `enabled` autotracers, sampling every second.
 fn agent(endpoint: &str, enabled: &[&str]) -> anyhow::Result<AgentCommand> {
@@ -70,6 +72,30 @@ impl Drop for BusyHost {
             let _ = thread.join();
         }
     }
+}
+
+/// Runs and kernel time of waitrate's programs over `seconds`: (sched_switch, both wakeups).
+async fn waitrate_kernel_cost(
+    receiver: &OtlpReceiver,
+    seconds: u64,
+) -> anyhow::Result<(ProgramRuns, ProgramRuns)> {
+    let mut agent = agent(&receiver.grpc_endpoint(), &["waitrate"])?
+        .start_tracer("waitrate")
+        .await?;
+    let pid = agent.pid();
+    let _stats = BpfStats::enable()?;
+    // The kernel truncates program names to 15 bytes: `waitrate_wakeup` covers both wakeups.
+    let read = || -> anyhow::Result<(ProgramRuns, ProgramRuns)> {
+        Ok((
+            bpf_prog_stats(pid, &["waitrate_switch"])?,
+            bpf_prog_stats(pid, &["waitrate_wakeup"])?,
+        ))
+    };
+    let (switch, wakeup) = read()?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (switch_after, wakeup_after) = read()?;
+    agent.terminate(WAIT).await?;
+    Ok((switch_after.since(switch), wakeup_after.since(wakeup)))
 }
 
 /// What one capture cost.
@@ -139,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|t| (t.to_string(), vec![*t]))
         .collect();
-    rows.push(("all four".into(), AUTOTRACERS.to_vec()));
+    rows.push((format!("all {}", AUTOTRACERS.len()), AUTOTRACERS.to_vec()));
     for (label, enabled) in rows {
         let idle = sampling_cost(&receiver, &enabled, seconds).await?;
         let busy = {
@@ -148,6 +174,36 @@ async fn main() -> anyhow::Result<()> {
         };
         println!("| {label} | {idle:.2} | {busy:.2} |");
     }
+
+    let idle = waitrate_kernel_cost(&receiver, seconds).await?;
+    let busy = {
+        let _contention = CpuContention::start();
+        waitrate_kernel_cost(&receiver, seconds).await?
+    };
+    println!();
+    println!("| waitrate, always on (bpf_stats on) | idle host | CPU contention (3 yielding spinners per CPU) |");
+    println!("|---|---|---|");
+    let per_second = |runs: ProgramRuns| runs.runs as f64 / seconds as f64;
+    println!(
+        "| sched_switch runs per second | {:.0} | {:.0} |",
+        per_second(idle.0),
+        per_second(busy.0)
+    );
+    println!(
+        "| kernel ns per sched_switch run | {:.0} | {:.0} |",
+        idle.0.ns_per_run(),
+        busy.0.ns_per_run()
+    );
+    println!(
+        "| sched_wakeup(_new) runs per second | {:.0} | {:.0} |",
+        per_second(idle.1),
+        per_second(busy.1)
+    );
+    println!(
+        "| kernel ns per wakeup run | {:.0} | {:.0} |",
+        idle.1.ns_per_run(),
+        busy.1.ns_per_run()
+    );
 
     let capture_secs = 5;
     let cost = capture_cost(&receiver, capture_secs).await?;
