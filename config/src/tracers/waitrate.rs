@@ -1,3 +1,4 @@
+use crate::ConfigError;
 use serde::{Deserialize, Serialize};
 
 /// Run-queue wait (autotracing, with always-on kernel counters): how long each container's tasks
@@ -35,6 +36,31 @@ impl Default for WaitrateConfig {
             max_competitors: 10,
             cooldown_secs: 1800,
         }
+    }
+}
+
+impl WaitrateConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: format!("tracers.waitrate.{key}"),
+                reason,
+            })
+        };
+        // The sampling timer and the rate over an interval need a non-zero interval.
+        if self.interval_secs == 0 {
+            return invalid("interval_secs", "must be at least 1".into());
+        }
+        if self.capture_secs == 0 {
+            return invalid("capture_secs", "must be at least 1".into());
+        }
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            return invalid(
+                "threshold",
+                format!("{} must be a number of at least 0", self.threshold),
+            );
+        }
+        Ok(())
     }
 }
 
