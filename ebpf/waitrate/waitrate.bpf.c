@@ -160,9 +160,16 @@ static __always_inline void occupancy_add(__u64 cgroup, __u32 cpu, __u64 ns)
 		count_counter_map_full();
 }
 
+/* Before 5.16 the CPU of a task with its thread_info inside it was here. */
+struct task_struct___cpu {
+	unsigned int cpu;
+} __attribute__((preserve_access_index));
+
 static __always_inline __u32 task_cpu(struct task_struct *p)
 {
-	return p->thread_info.cpu;
+	if (bpf_core_field_exists(p->thread_info.cpu))
+		return p->thread_info.cpu;
+	return BPF_CORE_READ((struct task_struct___cpu *)p, cpu);
 }
 
 /*
