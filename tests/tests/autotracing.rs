@@ -15,6 +15,7 @@
 //!   capture, its competitor records and the metrics); one whose own two burners compete waits
 //!   behind itself (inner); one allowed 10% of a CPU by CFS bandwidth waits throttled.
 
+use huatuo_otel_tests::cpu::BurningContainer;
 use huatuo_otel_tests::dstate::DStateTasks;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
 use huatuo_semconv::{agent, autotracing as names, container, net};
@@ -276,88 +277,22 @@ async fn cpusys_samples_the_stacks_of_a_system_cpu_spike() {
     receiver.stop().await;
 }
 
-/// A cgroup v2 directory named like a docker container (systemd driver) under
-/// `huatuo-test-<group>-<pid>`, with CPU burners in it (optionally pinned to one CPU), idle until
-/// [`BurningContainer::burn`]; dropping it stops the burners and removes the cgroups.
-struct BurningContainer {
-    dir: std::path::PathBuf,
-    burners: Vec<std::process::Child>,
-}
-
 const CONTAINER_ID: &str = "c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
-impl BurningContainer {
-    fn start(group: &str, id: &str, burners: usize, cpu: Option<usize>) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let root = huatuo_otel_tests::cgroup::unified_root()?;
-        let dir = root.join(format!(
-            "huatuo-test-{group}-{}/docker-{id}.scope",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut container = Self {
-            dir,
-            burners: Vec::new(),
-        };
-        for _ in 0..burners {
-            let burner = std::process::Command::new(env!("CARGO_BIN_EXE_cpu-burner"))
-                .arg("60")
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .context("starting cpu-burner")?;
-            let pid = burner.id();
-            container.burners.push(burner);
-            if let Some(cpu) = cpu {
-                pin(pid, cpu).with_context(|| format!("pinning cpu-burner {pid} to CPU {cpu}"))?;
-            }
-            std::fs::write(container.dir.join("cgroup.procs"), pid.to_string())
-                .context("moving cpu-burner into its cgroup")?;
-        }
-        Ok(container)
-    }
-
-    fn burn(&mut self) {
-        use std::io::Write;
-        for burner in &mut self.burners {
-            let stdin = burner.stdin.as_mut().expect("piped");
-            stdin
-                .write_all(b"go\n")
-                .and_then(|_| stdin.flush())
-                .unwrap();
-        }
-    }
-
-    fn pids(&self) -> Vec<String> {
-        self.burners.iter().map(|b| b.id().to_string()).collect()
-    }
-}
-
-impl Drop for BurningContainer {
-    fn drop(&mut self) {
-        for burner in &mut self.burners {
-            let _ = burner.kill();
-            let _ = burner.wait();
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-        // The group's last container removes it.
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
-}
-
-/// Restricts process `pid` (its threads started later inherit it) to `cpu`.
-fn pin(pid: u32, cpu: usize) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only read
-    // and write the set passed by reference.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(pid as libc::pid_t, std::mem::size_of_val(&set), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+/// [`BurningContainer::start`] with this package's `cpu-burner`.
+fn burning_container(
+    group: &str,
+    id: &str,
+    burners: usize,
+    cpu: Option<usize>,
+) -> anyhow::Result<BurningContainer> {
+    BurningContainer::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_cpu-burner")),
+        group,
+        id,
+        burners,
+        cpu,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +313,7 @@ async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
         .await
         .unwrap();
     let mut container =
-        tokio::task::block_in_place(|| BurningContainer::start("cpuidle", CONTAINER_ID, 1, None))
+        tokio::task::block_in_place(|| burning_container("cpuidle", CONTAINER_ID, 1, None))
             .unwrap();
     // HuaTuo's rule looks for a rise between two samples: let the agent see it idle first.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -483,8 +418,8 @@ async fn waitrate_shows_a_container_waiting_behind_another_one() {
         return;
     }
     let (mut victim, mut noisy) = tokio::task::block_in_place(|| {
-        let victim = BurningContainer::start("waitrate", VICTIM_ID, 1, Some(CONTENDED_CPU))?;
-        let noisy = BurningContainer::start("waitrate", NOISY_ID, 1, Some(CONTENDED_CPU))?;
+        let victim = burning_container("waitrate", VICTIM_ID, 1, Some(CONTENDED_CPU))?;
+        let noisy = burning_container("waitrate", NOISY_ID, 1, Some(CONTENDED_CPU))?;
         anyhow::Ok((victim, noisy))
     })
     .unwrap();
@@ -542,7 +477,7 @@ async fn waitrate_shows_a_container_waiting_behind_its_own_tasks() {
         return;
     }
     let mut selfish = tokio::task::block_in_place(|| {
-        BurningContainer::start("waitrate-inner", SELFISH_ID, 2, Some(CONTENDED_CPU))
+        burning_container("waitrate-inner", SELFISH_ID, 2, Some(CONTENDED_CPU))
     })
     .unwrap();
     let receiver = OtlpReceiver::start().await.unwrap();
@@ -618,14 +553,14 @@ impl CpuQuota {
             return Ok(quota);
         }
         // v2: the controller must be enabled down to the container's cgroup.
-        let group = container.dir.parent().context("the container's group")?;
+        let group = container.dir().parent().context("the container's group")?;
         write(
             group.parent().context("the hierarchy")?,
             "cgroup.subtree_control",
             "+cpu",
         )?;
         write(group, "cgroup.subtree_control", "+cpu")?;
-        write(&container.dir, "cpu.max", "10000 100000")?;
+        write(container.dir(), "cpu.max", "10000 100000")?;
         Ok(Self { v1_dir: None })
     }
 }
@@ -647,7 +582,7 @@ async fn waitrate_shows_a_container_throttled_by_its_cpu_quota() {
         return;
     }
     let (mut throttled, quota) = tokio::task::block_in_place(|| {
-        let container = BurningContainer::start("waitrate-throttle", THROTTLED_ID, 1, None)?;
+        let container = burning_container("waitrate-throttle", THROTTLED_ID, 1, None)?;
         let quota = CpuQuota::apply(&container)?;
         anyhow::Ok((container, quota))
     })
