@@ -384,3 +384,40 @@ fn evict(maps: &mut Maps, cgroups: &HashSet<u64>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_names_what_the_host_lacks() {
+        let kernel = KernelEnv::detect();
+        match Waitrate::default().probe(&kernel) {
+            Ok(()) => {
+                assert!(kernel.has_btf().is_ok());
+                assert!(crate::attribution::unified_root().is_some());
+            }
+            Err(Unsupported(why)) => assert!(
+                [
+                    "root",
+                    "BTF",
+                    "cgroup v2",
+                    "tracefs",
+                    "tracepoint",
+                    "too old"
+                ]
+                .iter()
+                .any(|what| why.contains(what)),
+                "{why}"
+            ),
+        }
+    }
+
+    #[test]
+    fn hooks_are_tp_btf_only_and_attach_sched_switch_first() {
+        assert_eq!(HOOKS[0].name, "sched_switch");
+        assert!(HOOKS
+            .iter()
+            .all(|h| h.prog_tracepoint.is_empty() && h.tp_btf_name == h.name));
+    }
+}
