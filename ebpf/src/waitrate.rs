@@ -31,8 +31,6 @@ pub const TARGETS_MAP: &str = "targets";
 pub const COMPETITORS_MAP: &str = "competitors";
 /// Capacity of [`TARGETS_MAP`] (`WAITRATE_MAX_TARGETS`).
 pub const MAX_TARGETS: usize = 64;
-/// Capacity of [`WAITS_MAP`] (`WAITRATE_MAX_CGROUPS`).
-pub const MAX_CGROUPS: usize = 4096;
 
 /// `enum waitrate_kind`: the index of each part of [`WaitCounts::ns`].
 pub const INNER: usize = 0;

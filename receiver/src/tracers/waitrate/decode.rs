@@ -5,7 +5,7 @@ use super::{NAME, REASON};
 use crate::attribution::Owner;
 use crate::framework::Trigger;
 use crate::telemetry::Event;
-use huatuo_ebpf::waitrate::{Competitor, KINDS};
+use huatuo_ebpf::waitrate::{Competitor, EXTERNAL, INNER, KINDS, OTHER, THROTTLE};
 use huatuo_semconv::{autotracing as names, net};
 use opentelemetry::logs::{AnyValue, Severity};
 use std::collections::HashSet;
@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 /// Nanoseconds waited, by kind (the index of `enum waitrate_kind`).
 pub type WaitNs = [u64; KINDS];
 
-/// The `huatuo.waitrate.kind` of each index of [`WaitNs`].
+/// The `huatuo.waitrate.kind` of each index of [`WaitNs`] ([`INNER`], [`EXTERNAL`],
+/// [`THROTTLE`], [`OTHER`]).
 pub const KIND_NAMES: [&str; KINDS] = ["inner", "external", "throttle", "other"];
 
 /// What a cumulative kernel counter added since `before`. A counter lower than before is one
@@ -65,10 +66,10 @@ pub fn trigger(
         attributes: vec![
             (names::WAIT_RATE, double(rate)),
             (names::WAIT_RATE_THRESHOLD, double(threshold)),
-            (names::WAIT_RATE_INNER, double(by_kind[0])),
-            (names::WAIT_RATE_EXTERNAL, double(by_kind[1])),
-            (names::WAIT_RATE_THROTTLE, double(by_kind[2])),
-            (names::WAIT_RATE_OTHER, double(by_kind[3])),
+            (names::WAIT_RATE_INNER, double(by_kind[INNER])),
+            (names::WAIT_RATE_EXTERNAL, double(by_kind[EXTERNAL])),
+            (names::WAIT_RATE_THROTTLE, double(by_kind[THROTTLE])),
+            (names::WAIT_RATE_OTHER, double(by_kind[OTHER])),
         ],
     };
     Some((rate, trigger))
@@ -83,10 +84,10 @@ pub fn capture_attributes(
 ) -> Vec<(&'static str, AnyValue)> {
     let seconds = |ns: u64| AnyValue::Double(ns as f64 / 1e9);
     vec![
-        (names::CAPTURE_WAIT_INNER, seconds(ns[0])),
-        (names::CAPTURE_WAIT_EXTERNAL, seconds(ns[1])),
-        (names::CAPTURE_WAIT_THROTTLE, seconds(ns[2])),
-        (names::CAPTURE_WAIT_OTHER, seconds(ns[3])),
+        (names::CAPTURE_WAIT_INNER, seconds(ns[INNER])),
+        (names::CAPTURE_WAIT_EXTERNAL, seconds(ns[EXTERNAL])),
+        (names::CAPTURE_WAIT_THROTTLE, seconds(ns[THROTTLE])),
+        (names::CAPTURE_WAIT_OTHER, seconds(ns[OTHER])),
         (
             names::CAPTURE_DURATION,
             AnyValue::Int(duration.as_secs() as i64),
@@ -159,6 +160,14 @@ mod tests {
 
     fn attr<'a>(attributes: &'a [(&'static str, AnyValue)], key: &str) -> &'a AnyValue {
         &attributes.iter().find(|(k, _)| *k == key).unwrap().1
+    }
+
+    #[test]
+    fn kind_names_follow_the_kernel_indices() {
+        assert_eq!(KIND_NAMES[INNER], "inner");
+        assert_eq!(KIND_NAMES[EXTERNAL], "external");
+        assert_eq!(KIND_NAMES[THROTTLE], "throttle");
+        assert_eq!(KIND_NAMES[OTHER], "other");
     }
 
     #[test]
