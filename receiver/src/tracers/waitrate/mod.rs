@@ -39,6 +39,7 @@ pub const NAME: &str = "waitrate";
 const REASON: &str = "container_wait";
 /// A cgroup whose counters did not move for this long is dropped from the kernel maps, so the
 /// cgroups of containers that are gone do not fill them; it is counted afresh if it waits again.
+/// Likewise for a metric series.
 const EVICT_AFTER: Duration = Duration::from_secs(600);
 
 const fn hook((name, prog): (&'static str, &'static str)) -> TracepointHook {
@@ -65,7 +66,7 @@ type Series = Vec<(String, String)>;
 pub struct Waitrate {
     live: Mutex<Option<Maps>>,
     /// Cumulative seconds by series and kind, kept across restarts.
-    totals: Arc<Mutex<HashMap<Series, [f64; abi::KINDS]>>>,
+    totals: Arc<Mutex<HashMap<Series, Total>>>,
     /// The cgroups of each container at the last sample: what a capture targets.
     containers: Mutex<HashMap<String, Vec<u64>>>,
 }
@@ -80,6 +81,12 @@ struct Maps {
     targets: BpfHashMap<MapData, u64, u8>,
     competitors: PerCpuHashMap<MapData, Competitor, u64>,
     telemetry: Arc<Telemetry>,
+}
+
+/// A series' cumulative seconds by kind, and when they last grew.
+struct Total {
+    seconds: [f64; abi::KINDS],
+    grew: Instant,
 }
 
 /// One container over a sampling interval.
@@ -134,8 +141,8 @@ impl Autotracer for Waitrate {
             )
             .with_unit("s")
             .with_callback(move |observer| {
-                for (series, seconds) in lock(&totals).iter() {
-                    for (kind, value) in KIND_NAMES.iter().zip(seconds) {
+                for (series, total) in lock(&totals).iter() {
+                    for (kind, value) in KIND_NAMES.iter().zip(&total.seconds) {
                         let mut attributes: Vec<KeyValue> = series
                             .iter()
                             .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
@@ -237,11 +244,19 @@ impl Autotracer for Waitrate {
         {
             let mut totals = lock(&self.totals);
             for (series, ns) in by_series {
-                let total = totals.entry(series).or_default();
-                for (t, ns) in total.iter_mut().zip(ns) {
+                let total = totals.entry(series).or_insert(Total {
+                    seconds: [0.0; abi::KINDS],
+                    grew: now,
+                });
+                for (t, ns) in total.seconds.iter_mut().zip(ns) {
                     *t += ns as f64 / 1e9;
                 }
+                total.grew = now;
             }
+            // Series of containers that are gone stop being exported, so their number stays
+            // bounded by the containers of the last minutes; one that comes back starts again
+            // from zero (a counter reset).
+            totals.retain(|_, total| now.duration_since(total.grew) < EVICT_AFTER);
         }
         evict(maps, &evicted)?;
         drop(live);
