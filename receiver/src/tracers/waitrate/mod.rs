@@ -101,7 +101,9 @@ struct ContainerWait {
 
 /// What the previous sample read.
 pub struct Previous {
-    at: Instant,
+    /// None before the first sample: the counters then hold whatever accumulated since the
+    /// programs were attached, over no known interval, so they prime but do not trigger.
+    at: Option<Instant>,
     by_cgroup: HashMap<u64, Seen>,
 }
 
@@ -183,7 +185,7 @@ impl Autotracer for Waitrate {
 
     fn sampler(&self, _section: &WaitrateConfig) -> anyhow::Result<Previous> {
         Ok(Previous {
-            at: Instant::now(),
+            at: None,
             by_cgroup: HashMap::new(),
         })
     }
@@ -196,8 +198,7 @@ impl Autotracer for Waitrate {
         let mut live = lock(&self.live);
         let maps = live.as_mut().context("the waitrate maps are not loaded")?;
         let now = Instant::now();
-        let elapsed = now.duration_since(previous.at);
-        previous.at = now;
+        let elapsed = previous.at.replace(now).map(|at| now.duration_since(at));
         let current = read_waits(&maps.waits)?;
         let attribution = &maps.telemetry.attribution;
 
@@ -261,12 +262,15 @@ impl Autotracer for Waitrate {
         evict(maps, &evicted)?;
         drop(live);
 
-        let mut triggers: Vec<(f64, Trigger)> = by_container
-            .iter()
-            .filter_map(|(id, wait)| {
-                decode::trigger(id, wait.most.0, &wait.ns, elapsed, section.threshold)
-            })
-            .collect();
+        let mut triggers: Vec<(f64, Trigger)> = match elapsed {
+            Some(elapsed) => by_container
+                .iter()
+                .filter_map(|(id, wait)| {
+                    decode::trigger(id, wait.most.0, &wait.ns, elapsed, section.threshold)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         *lock(&self.containers) = by_container
             .into_iter()
             .map(|(id, wait)| (id, wait.cgroups))
