@@ -216,6 +216,7 @@ impl Config {
                 "no exporter is enabled: enable exporters.file or exporters.otlp".into(),
             );
         }
+        self.tracers.waitrate.validate()?;
         self.attribution.validate()
     }
 }

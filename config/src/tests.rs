@@ -100,6 +100,20 @@ fn validation_names_the_key() {
         "{err}"
     );
 
+    let file = write_config("[tracers.waitrate]\ninterval_secs = 0\n");
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
+    assert!(
+        err.to_string().contains("tracers.waitrate.interval_secs"),
+        "{err}"
+    );
+
+    let file = write_config("[tracers.waitrate]\nthreshold = -1.0\n");
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
+    assert!(
+        err.to_string().contains("tracers.waitrate.threshold"),
+        "{err}"
+    );
+
     let file = write_config("[exporters.file]\nenabled = false\n");
     let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     assert!(err.to_string().contains("no exporter is enabled"), "{err}");

@@ -76,7 +76,7 @@ int hungtask_btf(__u64 *ctx)
 	 * Attribution keys on the v2 cgroup; current is khungtaskd, so the
 	 * helper for the current task's cgroup would name the wrong one.
 	 */
-	e->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	e->cgroup_id = huatuo_task_cgroup_id(task, false);
 	bpf_core_read(e->comm, sizeof(e->comm), &task->comm);
 	events_submit(e);
 	return 0;

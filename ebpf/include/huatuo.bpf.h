@@ -114,31 +114,37 @@ static __always_inline void count_tracking_map_full(void)
 }
 
 /*
- * Adds one to `key` in a PERCPU_HASH of u64 counters. Exact counting is the
- * point of such maps, so the only loss (map full) is itself counted.
+ * Adds `delta` to `key` in a PERCPU_HASH of u64 counters. Exact counting is
+ * the point of such maps, so the only loss (map full) is itself counted.
  */
-static __always_inline void huatuo_counter_inc(void *map, const void *key)
+static __always_inline void huatuo_counter_add(void *map, const void *key,
+					       __u64 delta)
 {
-	__u64 one = 1, *v;
+	__u64 *v;
 	long err;
 
 	v = bpf_map_lookup_elem(map, key);
 	if (v) {
-		*v += 1;
+		*v += delta;
 		return;
 	}
-	err = bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
+	err = bpf_map_update_elem(map, key, &delta, BPF_NOEXIST);
 	if (!err)
 		return;
 	/* Another CPU created the key between our lookup and insert. */
 	if (err == -HUATUO_EEXIST) {
 		v = bpf_map_lookup_elem(map, key);
 		if (v) {
-			*v += 1;
+			*v += delta;
 			return;
 		}
 	}
 	count_counter_map_full();
+}
+
+static __always_inline void huatuo_counter_inc(void *map, const void *key)
+{
+	huatuo_counter_add(map, key, 1);
 }
 
 /* ---- rate limiter ------------------------------------------------------ */
@@ -220,6 +226,18 @@ static __always_inline bool rate_limit_allow(void)
 }
 
 /* ---- attribution ---------------------------------------------------------- */
+
+/*
+ * The v2 cgroup id (inode of its directory) of any task, not only current:
+ * what attribution resolves to a container. See HUATUO_READ for `direct`.
+ */
+static __always_inline __u64 huatuo_task_cgroup_id(struct task_struct *task,
+						   bool direct)
+{
+	if (direct)
+		return task->cgroups->dfl_cgrp->kn->id;
+	return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+}
 
 /* TCP_TIME_WAIT and TCP_NEW_SYN_RECV: mini sockets that end after sock_common. */
 #define HUATUO_TCP_TIME_WAIT 6

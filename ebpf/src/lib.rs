@@ -27,6 +27,7 @@ pub mod sched_tick;
 pub mod softirq;
 pub mod stack;
 pub mod tcp_retransmit;
+pub mod waitrate;
 
 use std::borrow::Cow;
 

@@ -1,6 +1,6 @@
-//! Autotracing: captures triggered by anomalies (memburst, dload, cpusys, cpuidle, iotracer). A
-//! capture is one span from the trigger to the end of the capture, with the readings that
-//! triggered it; what it captured is log records linked to that span.
+//! Autotracing: captures triggered by anomalies (memburst, dload, cpusys, cpuidle, iotracer,
+//! waitrate). A capture is one span from the trigger to the end of the capture, with the readings
+//! that triggered it; what it captured is log records linked to that span.
 
 names! {
     /// Why a capture was triggered, a fixed word per tracer (e.g. `anon_growth`, `dstate_load`).
@@ -157,4 +157,41 @@ names! {
     Attribute CPU_CAPACITY = "huatuo.cpu.capacity", "double";
     /// A container's CPU use over the last cpuidle sampling interval, percent of the CPUs it may use, by `container.id` and `cpu.mode`.
     Metric CONTAINER_CPU_PERCENT = "huatuo.cpuidle.cpu", "gauge %";
+
+    /// waitrate capture: a container's tasks waited for a CPU more than the threshold (wait seconds per second); the span lasts while the kernel records who ran on the CPUs where they waited.
+    Span WAITRATE_CAPTURE = "huatuo.waitrate.capture", "span";
+    /// Run-queue wait of the container's tasks over the last sampling interval, seconds per second of wall time (all kinds): the average number of its tasks waiting for a CPU.
+    Attribute WAIT_RATE = "huatuo.waitrate.rate", "double";
+    /// Wait rate above which a capture is triggered (`threshold`).
+    Attribute WAIT_RATE_THRESHOLD = "huatuo.waitrate.threshold", "double";
+    /// Part of `huatuo.waitrate.rate` spent while the CPU ran tasks of the same cgroup.
+    Attribute WAIT_RATE_INNER = "huatuo.waitrate.rate.inner", "double";
+    /// Part of `huatuo.waitrate.rate` spent while the CPU ran tasks of other cgroups.
+    Attribute WAIT_RATE_EXTERNAL = "huatuo.waitrate.rate.external", "double";
+    /// Part of `huatuo.waitrate.rate` spent throttled by the cgroup's CFS bandwidth (cpu quota).
+    Attribute WAIT_RATE_THROTTLE = "huatuo.waitrate.rate.throttle", "double";
+    /// Part of `huatuo.waitrate.rate` not attributed to a competitor: wake-up latency of an idle CPU.
+    Attribute WAIT_RATE_OTHER = "huatuo.waitrate.rate.other", "double";
+    /// Seconds the container's tasks waited during the capture while the CPU ran tasks of the same cgroup.
+    Attribute CAPTURE_WAIT_INNER = "huatuo.waitrate.capture.inner", "double";
+    /// Seconds they waited during the capture while the CPU ran tasks of other cgroups.
+    Attribute CAPTURE_WAIT_EXTERNAL = "huatuo.waitrate.capture.external", "double";
+    /// Seconds they waited throttled during the capture.
+    Attribute CAPTURE_WAIT_THROTTLE = "huatuo.waitrate.capture.throttle", "double";
+    /// Seconds they waited during the capture on an idle CPU (wake-up latency).
+    Attribute CAPTURE_WAIT_OTHER = "huatuo.waitrate.capture.other", "double";
+    /// Seconds the kernel recorded competitors for (`capture_secs`).
+    Attribute CAPTURE_DURATION = "huatuo.waitrate.capture.duration", "int";
+    /// Distinct tasks that ran while the container's tasks waited during the capture.
+    Attribute COMPETITORS = "huatuo.waitrate.competitors", "int";
+    /// Competitors left out of the capture's records (beyond `max_competitors`).
+    Attribute COMPETITORS_OMITTED = "huatuo.waitrate.competitors.omitted", "int";
+    /// A task that ran on a CPU while tasks of the captured container waited there; its container is the record's attribution, `thread.id`, `process.pid` and `thread.name` the task.
+    Event WAITRATE_COMPETITOR = "huatuo.waitrate.competitor", "event";
+    /// Seconds of the captured container's wait spent while this task ran (each waiting task counted: two tasks waiting 1 s behind it count 2 s).
+    Attribute COMPETITOR_WAIT = "huatuo.waitrate.competitor.wait", "double";
+    /// How a wait is charged: `inner`, `external`, `throttle` or `other` (see `huatuo.waitrate.wait_time`); on a competitor, `inner` when it is of the captured container, else `external`.
+    Attribute WAIT_KIND = "huatuo.waitrate.kind", "string";
+    /// Time tasks spent runnable waiting for a CPU, counted in the kernel from scheduler tracepoints, by container (`container.id`; absent for tasks outside containers) and `huatuo.waitrate.kind`: `inner` (the CPU ran the same cgroup), `external` (another cgroup), `throttle` (CFS bandwidth throttling), `other` (an idle CPU's wake-up latency).
+    Metric WAIT_TIME = "huatuo.waitrate.wait_time", "counter s";
 }

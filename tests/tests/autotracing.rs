@@ -13,7 +13,12 @@
 //! - iotracer: a child process reading a throwaway loop device with O_DIRECT keeps it busy over a
 //!   lowered utilisation threshold; the capture names its pid with its bytes and latency, and the
 //!   device among its open files; anomalies during the capture are only counted (busy).
+//! - waitrate: CPU burners in cgroups named like docker containers, all pinned to one CPU. A
+//!   victim container competing with another one waits behind it (external wait, in the
+//!   capture, its competitor records and the metrics); one whose own two burners compete waits
+//!   behind itself (inner); one allowed 10% of a CPU by CFS bandwidth waits throttled.
 
+use huatuo_otel_tests::cpu::BurningContainer;
 use huatuo_otel_tests::dstate::DStateTasks;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver, Received};
 use huatuo_semconv::{agent, autotracing as names, container, net, system};
@@ -275,54 +280,22 @@ async fn cpusys_samples_the_stacks_of_a_system_cpu_spike() {
     receiver.stop().await;
 }
 
-/// A cgroup v2 directory named like a docker container (systemd driver), with a CPU burner in
-/// it, idle until [`BurningContainer::burn`]; dropping it stops the burner and removes the cgroup.
-struct BurningContainer {
-    dir: std::path::PathBuf,
-    burner: std::process::Child,
-}
-
 const CONTAINER_ID: &str = "c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
-impl BurningContainer {
-    fn start() -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let root = huatuo_otel_tests::cgroup::unified_root()?;
-        let dir = root.join(format!("huatuo-test-cpuidle/docker-{CONTAINER_ID}.scope"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let burner = std::process::Command::new(env!("CARGO_BIN_EXE_cpu-burner"))
-            .arg("60")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .context("starting cpu-burner")?;
-        let container = Self { dir, burner };
-        std::fs::write(
-            container.dir.join("cgroup.procs"),
-            container.burner.id().to_string(),
-        )
-        .context("moving cpu-burner into its cgroup")?;
-        Ok(container)
-    }
-
-    fn burn(&mut self) {
-        use std::io::Write;
-        let stdin = self.burner.stdin.as_mut().expect("piped");
-        stdin
-            .write_all(b"go\n")
-            .and_then(|_| stdin.flush())
-            .unwrap();
-    }
-}
-
-impl Drop for BurningContainer {
-    fn drop(&mut self) {
-        let _ = self.burner.kill();
-        let _ = self.burner.wait();
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
+/// [`BurningContainer::start`] with this package's `cpu-burner`.
+fn burning_container(
+    group: &str,
+    id: &str,
+    burners: usize,
+    cpu: Option<usize>,
+) -> anyhow::Result<BurningContainer> {
+    BurningContainer::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_cpu-burner")),
+        group,
+        id,
+        burners,
+        cpu,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,7 +315,9 @@ async fn cpuidle_samples_the_stacks_of_a_container_whose_cpu_spikes() {
         .start_tracer("cpuidle")
         .await
         .unwrap();
-    let mut container = tokio::task::block_in_place(BurningContainer::start).unwrap();
+    let mut container =
+        tokio::task::block_in_place(|| burning_container("cpuidle", CONTAINER_ID, 1, None))
+            .unwrap();
     // HuaTuo's rule looks for a rise between two samples: let the agent see it idle first.
     tokio::time::sleep(Duration::from_secs(3)).await;
     container.burn();
@@ -480,6 +455,268 @@ async fn iotracer_names_the_process_reading_a_busy_disk() {
         "the reader's open files on the disk: {files:?}"
     );
     assert_eq!(trigger_count(&received, "iotracer", "captured"), 1.0);
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+const VICTIM_ID: &str = "7a17e0123456789abcdef0123456789abcdef0123456789abcdef0123456789a";
+const NOISY_ID: &str = "b0b0b0123456789abcdef0123456789abcdef0123456789abcdef0123456789b";
+const SELFISH_ID: &str = "5e1f15123456789abcdef0123456789abcdef0123456789abcdef0123456789c";
+/// Every burner of the waitrate tests runs on this CPU.
+const CONTENDED_CPU: usize = 0;
+
+async fn waitrate_agent(receiver: &OtlpReceiver) -> huatuo_otel_tests::AgentProcess {
+    AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .only_tracers(&["waitrate"])
+        .env("HUATUO_EXPORTERS__METRICS_INTERVAL_SECS", "1")
+        .env("HUATUO_TRACERS__WAITRATE__INTERVAL_SECS", "1")
+        // Two tasks sharing a CPU wait half of the time each: 0.5 per task.
+        .env("HUATUO_TRACERS__WAITRATE__THRESHOLD", "0.2")
+        .env("HUATUO_TRACERS__WAITRATE__CAPTURE_SECS", "2")
+        .start_tracer("waitrate")
+        .await
+        .unwrap()
+}
+
+/// The capture span of `container_id` and its competitor records, once one of them is `task`.
+fn waitrate_capture(
+    r: &Received,
+    container_id: &str,
+    task: &[String],
+) -> Option<(huatuo_otel_tests::SpanView, Vec<huatuo_otel_tests::LogView>)> {
+    r.spans()
+        .into_iter()
+        .filter(|s| {
+            s.name == names::WAITRATE_CAPTURE
+                && s.attr_str(container::CONTAINER_ID) == Some(container_id)
+        })
+        .find_map(|span| {
+            let competitors: Vec<_> = r
+                .logs_with_event(names::WAITRATE_COMPETITOR)
+                .into_iter()
+                .filter(|l| l.trace_id == span.trace_id && l.span_id == span.span_id)
+                .collect();
+            competitors
+                .iter()
+                .any(|l| task.iter().any(|t| l.matches(&[(net::THREAD_ID, t)])))
+                .then_some((span, competitors))
+        })
+}
+
+fn wait_time(r: &Received, container_id: &str, kind: &str) -> f64 {
+    r.latest_sum(
+        names::WAIT_TIME,
+        &[
+            (container::CONTAINER_ID, container_id),
+            (names::WAIT_KIND, kind),
+        ],
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waitrate_shows_a_container_waiting_behind_another_one() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let (mut victim, mut noisy) = tokio::task::block_in_place(|| {
+        let victim = burning_container("waitrate", VICTIM_ID, 1, Some(CONTENDED_CPU))?;
+        let noisy = burning_container("waitrate", NOISY_ID, 1, Some(CONTENDED_CPU))?;
+        anyhow::Ok((victim, noisy))
+    })
+    .unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = waitrate_agent(&receiver).await;
+    victim.burn();
+    noisy.burn();
+    let noisy_pids = noisy.pids();
+    let received = receiver
+        .wait_for(
+            WAIT,
+            "a waitrate capture of the victim naming the noisy burner, and its external wait",
+            |r| {
+                waitrate_capture(r, VICTIM_ID, &noisy_pids).is_some()
+                    && wait_time(r, VICTIM_ID, "external") > 0.0
+            },
+        )
+        .await
+        .unwrap();
+    drop((victim, noisy));
+
+    let (span, competitors) = waitrate_capture(&received, VICTIM_ID, &noisy_pids).unwrap();
+    assert_eq!(span.attr_str(names::REASON), Some("container_wait"));
+    assert!(span.attr_f64(names::WAIT_RATE).unwrap() > 0.2);
+    assert_eq!(span.attr_f64(names::WAIT_RATE_THRESHOLD), Some(0.2));
+    assert_eq!(span.attr_i64(names::CAPTURE_DURATION), Some(2));
+    let external = span.attr_f64(names::CAPTURE_WAIT_EXTERNAL).unwrap();
+    let inner = span.attr_f64(names::CAPTURE_WAIT_INNER).unwrap();
+    // Its one task can only wait behind others.
+    assert!(
+        external > 0.2 && external > inner,
+        "external {external} s, inner {inner} s"
+    );
+    let noisy_record = competitors
+        .iter()
+        .find(|l| l.matches(&[(net::THREAD_ID, &noisy_pids[0])]))
+        .unwrap();
+    assert_eq!(noisy_record.attr_str(names::WAIT_KIND), Some("external"));
+    assert_eq!(
+        noisy_record.attr_str(container::CONTAINER_ID),
+        Some(NOISY_ID)
+    );
+    assert_eq!(noisy_record.attr_str(net::THREAD_NAME), Some("cpu-burner"));
+    assert!(noisy_record.attr_f64(names::COMPETITOR_WAIT).unwrap() > 0.0);
+    assert!(wait_time(&received, VICTIM_ID, "external") > wait_time(&received, VICTIM_ID, "inner"));
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waitrate_shows_a_container_waiting_behind_its_own_tasks() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let mut selfish = tokio::task::block_in_place(|| {
+        burning_container("waitrate-inner", SELFISH_ID, 2, Some(CONTENDED_CPU))
+    })
+    .unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = waitrate_agent(&receiver).await;
+    selfish.burn();
+    let pids = selfish.pids();
+    let received = receiver
+        .wait_for(
+            WAIT,
+            "a waitrate capture of the container naming its own burners, and its inner wait",
+            |r| {
+                waitrate_capture(r, SELFISH_ID, &pids).is_some()
+                    && wait_time(r, SELFISH_ID, "inner") > 0.0
+            },
+        )
+        .await
+        .unwrap();
+    drop(selfish);
+
+    let (span, competitors) = waitrate_capture(&received, SELFISH_ID, &pids).unwrap();
+    let inner = span.attr_f64(names::CAPTURE_WAIT_INNER).unwrap();
+    // Two burners on one CPU: each waits about half of the 2 s capture behind the other, less
+    // what other work on the host takes from that CPU.
+    assert!(inner > 0.2, "inner {inner} s");
+    let sibling = competitors
+        .iter()
+        .find(|l| pids.iter().any(|p| l.matches(&[(net::THREAD_ID, p)])))
+        .unwrap();
+    assert_eq!(sibling.attr_str(names::WAIT_KIND), Some("inner"));
+    assert_eq!(sibling.attr_str(container::CONTAINER_ID), Some(SELFISH_ID));
+    assert!(wait_time(&received, SELFISH_ID, "inner") > 0.0);
+    received.assert_names_registered();
+
+    agent.terminate_cleanly(WAIT).await;
+    receiver.stop().await;
+}
+
+const THROTTLED_ID: &str = "7e7e7e123456789abcdef0123456789abcdef0123456789abcdef0123456789d";
+
+/// A CFS bandwidth limit of 10% of one CPU on a process, in the v1 cpu hierarchy (hybrid
+/// hosts, like this one) or on its v2 container cgroup; dropping it removes the v1 cgroup.
+struct CpuQuota {
+    v1_dir: Option<std::path::PathBuf>,
+}
+
+impl CpuQuota {
+    fn apply(container: &BurningContainer) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+        let v1_root = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup") && f.get(3)?.split(',').any(|o| o == "cpu"))
+                .then(|| std::path::PathBuf::from(f[1]))
+        });
+        let write = |dir: &std::path::Path, file: &str, value: &str| {
+            std::fs::write(dir.join(file), value)
+                .with_context(|| format!("writing {value:?} to {}", dir.join(file).display()))
+        };
+        if let Some(root) = v1_root {
+            let dir = root.join(format!(
+                "huatuo-test-waitrate-throttle-{}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir)?;
+            let quota = Self {
+                v1_dir: Some(dir.clone()),
+            };
+            write(&dir, "cpu.cfs_period_us", "100000")?;
+            write(&dir, "cpu.cfs_quota_us", "10000")?;
+            for pid in container.pids() {
+                write(&dir, "cgroup.procs", &pid)?;
+            }
+            return Ok(quota);
+        }
+        // v2: the controller must be enabled down to the container's cgroup.
+        let group = container.dir().parent().context("the container's group")?;
+        write(
+            group.parent().context("the hierarchy")?,
+            "cgroup.subtree_control",
+            "+cpu",
+        )?;
+        write(group, "cgroup.subtree_control", "+cpu")?;
+        write(container.dir(), "cpu.max", "10000 100000")?;
+        Ok(Self { v1_dir: None })
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        let Some(dir) = &self.v1_dir else { return };
+        // Its tasks (killed by the container's guard, dropped first) must be gone first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(dir).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waitrate_shows_a_container_throttled_by_its_cpu_quota() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let (mut throttled, quota) = tokio::task::block_in_place(|| {
+        let container = burning_container("waitrate-throttle", THROTTLED_ID, 1, None)?;
+        let quota = CpuQuota::apply(&container)?;
+        anyhow::Ok((container, quota))
+    })
+    .unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = waitrate_agent(&receiver).await;
+    throttled.burn();
+    let span_of = |r: &Received| {
+        r.spans().into_iter().find(|s| {
+            s.name == names::WAITRATE_CAPTURE
+                && s.attr_str(container::CONTAINER_ID) == Some(THROTTLED_ID)
+        })
+    };
+    let received = receiver
+        .wait_for(
+            WAIT,
+            "a waitrate capture of the throttled container, and its throttle wait",
+            |r| span_of(r).is_some() && wait_time(r, THROTTLED_ID, "throttle") > 0.0,
+        )
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| drop((throttled, quota)));
+
+    let span = span_of(&received).unwrap();
+    let throttle = span.attr_f64(names::CAPTURE_WAIT_THROTTLE).unwrap();
+    // Allowed 10% of a CPU, its one burner waits throttled about 90% of the 2 s capture.
+    assert!(throttle > 1.0, "throttle {throttle} s");
+    assert!(span.attr_f64(names::WAIT_RATE_THROTTLE).unwrap() > 0.2);
+    assert!(wait_time(&received, THROTTLED_ID, "throttle") > 1.0);
     received.assert_names_registered();
 
     agent.terminate_cleanly(WAIT).await;

@@ -19,6 +19,7 @@ mod sched_tick;
 mod softirq;
 mod softlockup;
 mod tcp_retransmit;
+mod waitrate;
 
 pub use cpuidle::*;
 pub use cpusys::*;
@@ -39,6 +40,7 @@ pub use sched_tick::*;
 pub use softirq::*;
 pub use softlockup::*;
 pub use tcp_retransmit::*;
+pub use waitrate::*;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -65,6 +67,7 @@ pub struct TracersConfig {
     pub memreclaim: MemreclaimConfig,
     pub runqlat: RunqlatConfig,
     pub iolatency: IolatencyConfig,
+    pub waitrate: WaitrateConfig,
 }
 
 /// What the supervisor reads from every tracer's section, whatever else the section holds.

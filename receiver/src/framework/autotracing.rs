@@ -5,11 +5,17 @@
 //! At most one capture per tracer runs at a time, and a target (a container, or the host) that
 //! was captured is left alone for the tracer's cooldown. Triggers that do not start a capture are
 //! still counted, by outcome.
+//!
+//! A tracer whose cheap signal is counted in the kernel (waitrate) declares its tracepoint
+//! hooks: its object is loaded and attached for as long as the tracer runs, before the first
+//! sample, like a metrics tracer's.
 
-use super::{RunError, TracerContext, Unsupported, UserCounter};
+use super::event::load_and_attach;
+use super::{RunError, TracepointHook, TracerContext, Unsupported, UserCounter};
 use crate::attribution::Owner;
 use crate::kernel::KernelEnv;
 use crate::telemetry::{Event, Telemetry};
+use aya::Ebpf;
 use huatuo_config::{AutotracerSection, Config};
 use huatuo_semconv::{agent as agent_names, autotracing as names};
 use opentelemetry::logs::AnyValue;
@@ -50,10 +56,14 @@ pub trait Autotracer: Send + Sync + Sized + 'static {
     /// What sampling remembers between samples (a sliding window, previous counters...).
     type Sampler: Send;
 
+    /// Tracepoints whose programs run for as long as the tracer does, all attached or the
+    /// tracer does not run; none for tracers that only sample procfs or cgroupfs.
+    const HOOKS: &'static [TracepointHook] = &[];
+
     fn section(config: &Config) -> &Self::Section;
 
-    fn probe(&self, _kernel: &KernelEnv) -> Result<(), Unsupported> {
-        Ok(())
+    fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
+        Self::HOOKS.iter().try_for_each(|hook| hook.probe(kernel))
     }
 
     /// See [`super::Tracer::probe_detail`].
@@ -63,6 +73,24 @@ pub trait Autotracer: Send + Sync + Sized + 'static {
 
     /// See [`super::Tracer::register_metrics`].
     fn register_metrics(&self, _telemetry: &Telemetry) {}
+
+    /// Loads the object carrying the programs of [`Autotracer::HOOKS`] (only called when there
+    /// are some).
+    fn load(&self, _ctx: &TracerContext) -> Result<Ebpf, RunError> {
+        Err(RunError::Failed(anyhow::anyhow!(
+            "{} declares hooks but loads no object",
+            Self::NAME
+        )))
+    }
+
+    /// Called once the hooks are attached, before the first sample: takes the maps that
+    /// sampling and captures read.
+    fn start(&self, _ebpf: &mut Ebpf, _ctx: &TracerContext) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Called after the last sample and capture, before the maps go away.
+    fn stop(&self) {}
 
     fn sampler(&self, section: &Self::Section) -> anyhow::Result<Self::Sampler>;
 
@@ -84,14 +112,13 @@ pub trait Autotracer: Send + Sync + Sized + 'static {
 macro_rules! autotracer {
     ($tracer:ty) => {
         $crate::framework::sectioned_tracer!($tracer, Autotracer, Autotracing, |tracer, ctx| {
-            async move {
+            $crate::framework::run_autotracer(tracer, ctx, |attach| {
                 tracing::info!(
                     tracer = <$tracer as $crate::framework::Autotracer>::NAME,
-                    attach = "sampling",
+                    attach,
                     "attached"
-                );
-                $crate::framework::run_autotracer(tracer, ctx).await
-            }
+                )
+            })
         });
     };
 }
@@ -152,38 +179,67 @@ static TRIGGERS: UserCounter = UserCounter::new(
     "{trigger}",
 );
 
-/// Samples every interval until cancelled, starting a capture per trigger that is neither in
-/// cooldown nor behind a running capture.
+/// Attaches the tracer's hooks if it has any, then samples every interval until cancelled,
+/// starting a capture per trigger that is neither in cooldown nor behind a running capture.
 pub async fn run_autotracer<T: Autotracer>(
     tracer: Arc<T>,
     ctx: TracerContext,
+    log_attached: impl FnOnce(&str),
+) -> Result<(), RunError> {
+    if T::HOOKS.is_empty() {
+        log_attached("sampling");
+        return sample_until_cancelled(tracer, &ctx).await;
+    }
+    let (mut attached, loading) =
+        load_and_attach(&ctx, T::HOOKS, &[], || tracer.load(&ctx)).await?;
+    let started = tracer.start(&mut attached.ebpf, &ctx);
+    loading.release();
+    let result = match started {
+        Ok(()) => {
+            log_attached(&format!("sampling,{}", attached.modes));
+            sample_until_cancelled(tracer.clone(), &ctx).await
+        }
+        Err(e) => Err(RunError::Failed(e)),
+    };
+    tracer.stop();
+    attached.detach(&ctx);
+    result
+}
+
+async fn sample_until_cancelled<T: Autotracer>(
+    tracer: Arc<T>,
+    ctx: &TracerContext,
 ) -> Result<(), RunError> {
     let section = T::section(&ctx.config).clone();
     let mut sampler = tracer.sampler(&section)?;
-    let triggers = TRIGGERS.get(&ctx.telemetry.meter);
+    let counter = TRIGGERS.get(&ctx.telemetry.meter);
     let mut captured_at: HashMap<Option<String>, Instant> = HashMap::new();
     let mut running: Option<JoinHandle<()>> = None;
     let mut ticks = tokio::time::interval(section.interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let result = loop {
         tokio::select! {
-            _ = ctx.cancel.cancelled() => break,
+            _ = ctx.cancel.cancelled() => break Ok(()),
             _ = ticks.tick() => {}
         }
         let now = Instant::now();
         captured_at.retain(|_, at| now.duration_since(*at) < section.cooldown());
-        for trigger in tracer.sample(&mut sampler, &section)? {
+        let triggers = match tracer.sample(&mut sampler, &section) {
+            Ok(triggers) => triggers,
+            Err(e) => break Err(RunError::Failed(e)),
+        };
+        for trigger in triggers {
             let outcome = if running.as_ref().is_some_and(|c| !c.is_finished()) {
                 "busy"
             } else if captured_at.contains_key(&trigger.target) {
                 "cooldown"
             } else {
                 captured_at.insert(trigger.target.clone(), now);
-                running = Some(start_capture(&tracer, &ctx, &section, trigger.clone()));
+                running = Some(start_capture(&tracer, ctx, &section, trigger.clone()));
                 "captured"
             };
             ctx.stats.record_received();
-            triggers.add(
+            counter.add(
                 1,
                 &[
                     KeyValue::new(agent_names::TRACER_NAME, T::NAME),
@@ -192,12 +248,13 @@ pub async fn run_autotracer<T: Autotracer>(
                 ],
             );
         }
-    }
-    // A capture is bounded; let it finish so its span and records are not lost.
+    };
+    // A capture is bounded; let it finish so its span and records are not lost (and, for a
+    // tracer with hooks, before its maps go away).
     if let Some(capture) = running {
         let _ = capture.await;
     }
-    Ok(())
+    result
 }
 
 fn start_capture<T: Autotracer>(
@@ -305,7 +362,7 @@ mod tests {
             cancel: CancellationToken::new(),
         };
         let cancel = ctx.cancel.clone();
-        let run = tokio::spawn(run_autotracer(Arc::new(Always), ctx));
+        let run = tokio::spawn(run_autotracer(Arc::new(Always), ctx, |_| {}));
         // Samples at 0, 1, 2, 3, 4.5 s: captured, busy, busy, cooldown, cooldown.
         tokio::time::sleep(Duration::from_millis(4500)).await;
         cancel.cancel();

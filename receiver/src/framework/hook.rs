@@ -19,7 +19,7 @@ pub struct TracepointHook {
     /// `tp_btf/<tp_btf_name>` program; empty when the object only has the classic one.
     pub prog_btf: &'static str,
     pub tp_btf_name: &'static str,
-    /// `tracepoint/<category>/<name>` program.
+    /// `tracepoint/<category>/<name>` program; empty when the object only has the `tp_btf` one.
     pub prog_tracepoint: &'static str,
     pub category: &'static str,
     pub name: &'static str,
@@ -52,10 +52,13 @@ impl TracepointHook {
         }
     }
 
-    /// What the hook needs, checked without loading anything: privileges, BPF ring buffers and
-    /// the tracepoint itself.
+    /// What the hook needs, checked without loading anything: privileges, BPF ring buffers,
+    /// kernel BTF when it has no classic program, and the tracepoint itself.
     pub fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
         kernel.require_ring_buffer_tracing().map_err(Unsupported)?;
+        if self.prog_tracepoint.is_empty() {
+            kernel.has_btf().map_err(Unsupported)?;
+        }
         let (group, name) = (self.category, self.name);
         match kernel.tracepoint_exists(group, name) {
             Ok(true) => Ok(()),
@@ -75,6 +78,12 @@ impl TracepointHook {
         if !self.prog_btf.is_empty() && kernel.has_btf().is_ok() {
             match self.attach_btf(ebpf) {
                 Ok(fd) => return Ok((BTF_MODE, fd)),
+                // No classic program to fall back on (it could not read what the hook needs).
+                Err(e) if self.prog_tracepoint.is_empty() => {
+                    return Err(e
+                        .context(format!("attaching tp_btf/{}", self.tp_btf_name))
+                        .into())
+                }
                 Err(e) => {
                     tracing::info!(tracer = self.tracer, error = %format!("{e:#}"), "tp_btf unavailable; using the tracepoint")
                 }

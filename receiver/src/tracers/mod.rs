@@ -23,6 +23,7 @@ pub mod softlockup;
 pub mod tcp_retransmit;
 #[cfg(test)]
 mod test_support;
+pub mod waitrate;
 
 use crate::framework::Tracer;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(cpusys::Cpusys::default()),
         Arc::new(cpuidle::Cpuidle::default()),
         Arc::new(iotracer::Iotracer::default()),
+        Arc::new(waitrate::Waitrate::default()),
         Arc::new(runqlat::Runqlat::default()),
         Arc::new(iolatency::Iolatency::default()),
         Arc::new(cgroup_events::CgroupEvents),

@@ -1,11 +1,14 @@
 //! Autotracing benchmark: the always-on cost of the autotracing tracers' sampling, alone and
-//! together, on an idle host and with every CPU busy; the cost of one CPU capture (stack
-//! sampling, symbolization, export); and of one iotracer capture of a loop device kept busy by
-//! direct reads (block tracepoint programs, export). Prints Markdown tables. Run it through
+//! together, on an idle host and with every CPU busy; the kernel cost of waitrate's scheduler
+//! programs (BPF run statistics) on an idle host and under CPU contention; the cost of one
+//! waitrate capture; the cost of one CPU capture (stack sampling, symbolization, export); and of
+//! one iotracer capture of a loop device kept busy by direct reads (block tracepoint programs,
+//! export). Prints Markdown tables. Run it through
 //! `scripts/bench-autotracing [SECONDS]` (release build, root).
 
 use anyhow::bail;
 use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, BpfStats, ProgramRuns};
+use huatuo_otel_tests::cpu::{BurningContainer, CpuContention};
 use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
 use huatuo_semconv::autotracing as names;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
-const AUTOTRACERS: [&str; 5] = ["memburst", "dload", "cpusys", "cpuidle", "iotracer"];
+const AUTOTRACERS: [&str; 6] = [
+    "memburst", "dload", "cpusys", "cpuidle", "iotracer", "waitrate",
+];
 
 /// The agent with only `enabled` autotracers, sampling every second.
 fn agent(endpoint: &str, enabled: &[&str]) -> anyhow::Result<AgentCommand> {
@@ -71,6 +76,98 @@ impl Drop for BusyHost {
             let _ = thread.join();
         }
     }
+}
+
+/// Runs and kernel time of waitrate's programs over `seconds`: (sched_switch, both wakeups).
+async fn waitrate_kernel_cost(
+    receiver: &OtlpReceiver,
+    seconds: u64,
+) -> anyhow::Result<(ProgramRuns, ProgramRuns)> {
+    let mut agent = agent(&receiver.grpc_endpoint(), &["waitrate"])?
+        .start_tracer("waitrate")
+        .await?;
+    let pid = agent.pid();
+    let _stats = BpfStats::enable()?;
+    // The kernel truncates program names to 15 bytes: `waitrate_wakeup` covers both wakeups.
+    let read = || -> anyhow::Result<(ProgramRuns, ProgramRuns)> {
+        Ok((
+            bpf_prog_stats(pid, &["waitrate_switch"])?,
+            bpf_prog_stats(pid, &["waitrate_wakeup"])?,
+        ))
+    };
+    let (switch, wakeup) = read()?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (switch_after, wakeup_after) = read()?;
+    agent.terminate(WAIT).await?;
+    Ok((switch_after.since(switch), wakeup_after.since(wakeup)))
+}
+
+/// What one waitrate capture cost.
+struct WaitrateCaptureCost {
+    /// sched_switch runs while the container burns, without and during the capture.
+    before: ProgramRuns,
+    during: ProgramRuns,
+    competitors: i64,
+    agent_cpu_seconds: f64,
+}
+
+/// One waitrate capture of `seconds` of a container whose two burners share one CPU, after
+/// `seconds` of the same load without a capture (the burners stop after 60 s: keep `seconds`
+/// at 20 or less).
+async fn waitrate_capture_cost(
+    receiver: &OtlpReceiver,
+    seconds: u64,
+) -> anyhow::Result<WaitrateCaptureCost> {
+    let burner = std::env::current_exe()?.with_file_name("cpu-burner");
+    let id = "be4c40123456789abcdef0123456789abcdef0123456789abcdef0123456789a";
+    let mut container = BurningContainer::start(&burner, "bench-waitrate", id, 2, Some(0))?;
+    let mut baseline = agent(&receiver.grpc_endpoint(), &["waitrate"])?
+        // Nothing triggers: the same load without a capture.
+        .env("HUATUO_TRACERS__WAITRATE__THRESHOLD", "1000000")
+        .start_tracer("waitrate")
+        .await?;
+    container.burn();
+    let _stats = BpfStats::enable()?;
+    let pid = baseline.pid();
+    let start = bpf_prog_stats(pid, &["waitrate_switch"])?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let before = bpf_prog_stats(pid, &["waitrate_switch"])?.since(start);
+    baseline.terminate(WAIT).await?;
+
+    let mut capturing = agent(&receiver.grpc_endpoint(), &["waitrate"])?
+        .env("HUATUO_TRACERS__WAITRATE__THRESHOLD", "0.2")
+        .env(
+            "HUATUO_TRACERS__WAITRATE__CAPTURE_SECS",
+            seconds.to_string(),
+        )
+        .start_tracer("waitrate")
+        .await?;
+    let pid = capturing.pid();
+    capturing.wait_for_stderr("capturing", WAIT).await?;
+    let (start, cpu) = (
+        bpf_prog_stats(pid, &["waitrate_switch"])?,
+        cpu_seconds(pid)?,
+    );
+    let span = loop {
+        let captured = receiver.received().spans().into_iter().find(|s| {
+            s.name == names::WAITRATE_CAPTURE
+                && s.attr_str(huatuo_semconv::container::CONTAINER_ID) == Some(id)
+        });
+        if let Some(span) = captured {
+            break span;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let during = bpf_prog_stats(pid, &["waitrate_switch"])?.since(start);
+    let agent_cpu_seconds = cpu_seconds(pid)? - cpu;
+    capturing.terminate(WAIT).await?;
+    drop(container);
+    Ok(WaitrateCaptureCost {
+        before,
+        during,
+        competitors: span.attr_i64(names::COMPETITORS).unwrap_or(0),
+        agent_cpu_seconds,
+    })
 }
 
 /// What one capture cost.
@@ -213,6 +310,61 @@ async fn main() -> anyhow::Result<()> {
         };
         println!("| {label} | {idle:.2} | {busy:.2} |");
     }
+
+    let idle = waitrate_kernel_cost(&receiver, seconds).await?;
+    let busy = {
+        let _contention = CpuContention::start();
+        waitrate_kernel_cost(&receiver, seconds).await?
+    };
+    println!();
+    println!("| waitrate, always on (bpf_stats on) | idle host | CPU contention (3 yielding spinners per CPU) |");
+    println!("|---|---|---|");
+    let per_second = |runs: ProgramRuns| runs.runs as f64 / seconds as f64;
+    println!(
+        "| sched_switch runs per second | {:.0} | {:.0} |",
+        per_second(idle.0),
+        per_second(busy.0)
+    );
+    println!(
+        "| kernel ns per sched_switch run | {:.0} | {:.0} |",
+        idle.0.ns_per_run(),
+        busy.0.ns_per_run()
+    );
+    println!(
+        "| sched_wakeup(_new) runs per second | {:.0} | {:.0} |",
+        per_second(idle.1),
+        per_second(busy.1)
+    );
+    println!(
+        "| kernel ns per wakeup run | {:.0} | {:.0} |",
+        idle.1.ns_per_run(),
+        busy.1.ns_per_run()
+    );
+
+    let capture_secs = seconds.min(20);
+    let cost = waitrate_capture_cost(&receiver, capture_secs).await?;
+    println!();
+    println!(
+        "| one waitrate capture ({capture_secs} s; a container's two burners on one CPU) | value |"
+    );
+    println!("|---|---|");
+    println!(
+        "| kernel ns per sched_switch run, same load without a capture | {:.0} |",
+        cost.before.ns_per_run()
+    );
+    println!(
+        "| kernel ns per sched_switch run during the capture | {:.0} |",
+        cost.during.ns_per_run()
+    );
+    println!(
+        "| sched_switch runs per second during the capture | {:.0} |",
+        cost.during.runs as f64 / capture_secs as f64
+    );
+    println!("| competitor tasks recorded | {} |", cost.competitors);
+    println!(
+        "| agent CPU s for the capture (map setup and reads, export) | {:.2} |",
+        cost.agent_cpu_seconds
+    );
 
     let capture_secs = 5;
     let cost = capture_cost(&receiver, capture_secs).await?;
