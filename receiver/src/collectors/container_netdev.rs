@@ -57,7 +57,9 @@ impl Collector for ContainerNetdev {
         let Some(hierarchy) = Hierarchy::of(roots, "memory", "memory") else {
             return Ok(());
         };
-        let host = netns_inode(roots, "1");
+        // The host's namespace is init's; where init's link is unreadable (a restricted
+        // container), the agent's own, which is the host's where the agent runs as it should.
+        let host = netns_inode(roots, "1").or_else(|| netns_inode(roots, "self"));
         // Namespace inode -> a task in it, and the attributes of the containers sharing it.
         let mut namespaces: BTreeMap<u64, (u32, Vec<KeyValue>)> = BTreeMap::new();
         for container in hierarchy.containers() {
