@@ -51,14 +51,15 @@ fn memory_usage(cgroups: &ContainerCgroups) -> f64 {
     cgroups.read(0, file).unwrap().trim().parse().unwrap()
 }
 
-/// The CPU burner, started in the container once it is in it; killed on drop (and by the
-/// cgroup's cleanup).
+/// The CPU burner in a network namespace of its own, started in the container once it is in it;
+/// killed on drop (and by the cgroup's cleanup).
 struct Burner(Child);
 
 impl Burner {
     fn start_in(cgroups: &ContainerCgroups) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_cpu-burner"))
-            .arg("60")
+        // unshare execs the burner: same pid, new namespace.
+        let child = Command::new("unshare")
+            .args(["--net", env!("CARGO_BIN_EXE_cpu-burner"), "60"])
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
@@ -93,7 +94,20 @@ async fn a_container_cgroup_is_collected_by_container_id() {
         cgroups.write(0, "cpu.max", "50000 100000").unwrap();
         cgroups.write(0, "memory.max", "268435456").unwrap();
     }
-    let _burner = Burner::start_in(&cgroups);
+    let burner = Burner::start_in(&cgroups);
+    // An interface in the container's namespace, as a runtime gives it one.
+    let veth = VethPair::create("hc").unwrap();
+    let status = Command::new("ip")
+        .args([
+            "link",
+            "set",
+            veth.peer(),
+            "netns",
+            &burner.0.id().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
     let user_before = user_seconds(&cgroups);
 
     let receiver = OtlpReceiver::start().await.unwrap();
@@ -110,7 +124,8 @@ async fn a_container_cgroup_is_collected_by_container_id() {
     };
     let received = receiver
         .wait_for(WAIT, "the container's CPU time growing past 0.5 s", |r| {
-            user(r).is_some_and(|u| u > user_before + 0.5)
+            !r.points(names::CONTAINER_NETWORK_IO, &container).is_empty()
+                && user(r).is_some_and(|u| u > user_before + 0.5)
                 && r.latest_sum(names::CONTAINER_CPU_THROTTLED_PERIODS, &container)
                     .is_some_and(|t| t > 0.0)
         })
@@ -151,6 +166,19 @@ async fn a_container_cgroup_is_collected_by_container_id() {
     assert!(!received
         .points(names::CONTAINER_MEMORY_STAT, &container)
         .is_empty());
+    // Its namespace's interface (lo is excluded by default), by container id.
+    let interfaces: Vec<_> = received
+        .points(names::CONTAINER_NETWORK_IO, &container)
+        .iter()
+        .filter_map(|p| {
+            p.attr_str(net_names::NETWORK_INTERFACE_NAME)
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(
+        interfaces.iter().all(|i| i == veth.peer()) && !interfaces.is_empty(),
+        "{interfaces:?}"
+    );
 
     // Bounded attributes: the container's identity and the metric's own, never a pid or path.
     let allowed = [
@@ -159,11 +187,14 @@ async fn a_container_cgroup_is_collected_by_container_id() {
         system::CPU_MODE,
         names::MEMORY_STAT_KEY,
         names::MEMORY_EVENT_TYPE,
+        net_names::NETWORK_INTERFACE_NAME,
+        system::NETWORK_IO_DIRECTION,
     ];
     for metric in [
         names::CONTAINER_CPU_TIME,
         names::CONTAINER_MEMORY_STAT,
         names::CONTAINER_MEMORY_EVENTS,
+        names::CONTAINER_NETWORK_IO,
     ] {
         for point in received.points(metric, &container) {
             for key in point.attributes.keys() {
