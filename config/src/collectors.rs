@@ -237,5 +237,20 @@ mod tests {
         assert!(!NetstatCollectorConfig::default().allows("Icmp_InMsgs"));
         assert!(!NetdevCollectorConfig::default().allows("veth1234"));
         assert!(NetdevCollectorConfig::default().allows("eth0"));
+        let memory = ContainerMemoryCollectorConfig::default();
+        for key in [
+            "anon",
+            "rss",
+            "active_file",
+            "pgmajfault",
+            "workingset_refault_file",
+        ] {
+            assert!(memory.allows(key), "{key}");
+        }
+        for key in ["total_rss", "thp_fault_alloc", "hierarchical_memory_limit"] {
+            assert!(!memory.allows(key), "{key}");
+        }
+        assert!(!ContainerNetdevCollectorConfig::default().allows("lo"));
+        assert!(!QdiscCollectorConfig::default().allows("veth0"));
     }
 }
