@@ -50,8 +50,10 @@ impl ContainerCgroup {
 }
 
 impl Hierarchy {
-    /// The hierarchy `controller` (`cpu`, `cpuacct`, `memory`, `io`/`blkio`) is read from, under
-    /// `roots.sysfs`. `v1_name` is the controller's v1 name, `v2_name` its v2 one.
+    /// The hierarchy a controller is read from, under `roots.sysfs`: the unified one when it has
+    /// the controller named `v2_name` there (`cpu`, `memory`, `io`), else the v1 hierarchy named
+    /// `v1_name` (`cpu`, `cpuacct`, `memory`, `blkio`; a symlink to a co-mounted `cpu,cpuacct`
+    /// works).
     pub fn of(roots: &Roots, v2_name: &str, v1_name: &str) -> Option<Self> {
         let base = roots.sysfs.join("fs/cgroup");
         let unified = [base.clone(), base.join("unified")]
