@@ -130,8 +130,8 @@ pub trait Collector: Send + Sync + 'static {
     fn enabled(config: &Config) -> bool;
     /// Files it cannot work without, relative to the procfs root, with why one may be missing.
     fn required(&self) -> &'static [(&'static str, &'static str)];
-    /// Called once before the first cycle with the agent's telemetry: per-container collectors
-    /// take its attributor from there.
+    /// Called with the agent's telemetry before the first cycle (and again after a restart):
+    /// per-container collectors take its attributor from there.
     fn bind(&self, _telemetry: &Arc<Telemetry>) {}
     /// Reads the sources once and adds the points.
     fn collect(
