@@ -24,6 +24,11 @@ pub struct CollectorsConfig {
     pub netstat: NetstatCollectorConfig,
     pub sockstat: CollectorToggle,
     pub arp: CollectorToggle,
+    pub qdisc: QdiscCollectorConfig,
+    pub container_cpu: CollectorToggle,
+    pub container_memory: ContainerMemoryCollectorConfig,
+    pub container_io: CollectorToggle,
+    pub container_netdev: ContainerNetdevCollectorConfig,
 }
 
 impl Default for CollectorsConfig {
@@ -42,6 +47,11 @@ impl Default for CollectorsConfig {
             netstat: NetstatCollectorConfig::default(),
             sockstat: CollectorToggle::default(),
             arp: CollectorToggle::default(),
+            qdisc: QdiscCollectorConfig::default(),
+            container_cpu: CollectorToggle::default(),
+            container_memory: ContainerMemoryCollectorConfig::default(),
+            container_io: CollectorToggle::default(),
+            container_netdev: ContainerNetdevCollectorConfig::default(),
         }
     }
 }
@@ -181,6 +191,31 @@ filtered_collector!(
     exclude: []
 );
 
+filtered_collector!(
+    /// Root qdisc statistics from rtnetlink, filtered by interface name. Container-side veth and
+    /// CNI interfaces are left out by default, as for netdev.
+    QdiscCollectorConfig,
+    include: [],
+    exclude: ["^(veth|cali|lxc|flannel\\.|cni)"]
+);
+
+filtered_collector!(
+    /// Each container's `memory.stat`, filtered by key. By default the keys HuaTuo exports for
+    /// containers (sizes by kind and LRU list, faults, reclaim scans and steals, refaults), from
+    /// both cgroup versions; v1's hierarchical `total_*` duplicates are left out.
+    ContainerMemoryCollectorConfig,
+    include: ["^(anon|file|kernel|kernel_stack|pagetables|sock|shmem|file_mapped|file_dirty|file_writeback|swapcached|anon_thp|slab|slab_reclaimable|slab_unreclaimable|cache|rss|rss_huge|mapped_file|dirty|writeback|swap)$", "^(in)?active_(anon|file)$", "^unevictable$", "^(pgfault|pgmajfault|pgscan|pgsteal|pgrefill|pgactivate|pgdeactivate|pgpgin|pgpgout)$", "^workingset_refault"],
+    exclude: ["^total_"]
+);
+
+filtered_collector!(
+    /// Interfaces in containers' network namespaces, filtered by name. Loopback is left out by
+    /// default.
+    ContainerNetdevCollectorConfig,
+    include: [],
+    exclude: ["^lo$"]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +237,20 @@ mod tests {
         assert!(!NetstatCollectorConfig::default().allows("Icmp_InMsgs"));
         assert!(!NetdevCollectorConfig::default().allows("veth1234"));
         assert!(NetdevCollectorConfig::default().allows("eth0"));
+        let memory = ContainerMemoryCollectorConfig::default();
+        for key in [
+            "anon",
+            "rss",
+            "active_file",
+            "pgmajfault",
+            "workingset_refault_file",
+        ] {
+            assert!(memory.allows(key), "{key}");
+        }
+        for key in ["total_rss", "thp_fault_alloc", "hierarchical_memory_limit"] {
+            assert!(!memory.allows(key), "{key}");
+        }
+        assert!(!ContainerNetdevCollectorConfig::default().allows("lo"));
+        assert!(!QdiscCollectorConfig::default().allows("veth0"));
     }
 }

@@ -92,4 +92,20 @@ names! {
     Attribute NETDEV_FIRMWARE_VERSION = "huatuo.netdev.firmware.version", "string";
     /// Link changes of network interfaces, by interface, driver and change.
     Metric NETDEV_LINK_CHANGES_TOTAL = "huatuo.netdev.link_changes", "counter {change}";
+    /// Queueing discipline kind (`fq_codel`, `mq`, `pfifo_fast`, `htb`, `netem`, ...) of an interface's root qdisc.
+    Attribute QDISC_KIND = "huatuo.qdisc.kind", "string";
+    /// Bytes sent through the interface's root qdisc (rtnetlink `TCA_STATS2` basic).
+    Metric QDISC_BYTES = "huatuo.qdisc.bytes", "counter By";
+    /// Packets sent through the root qdisc.
+    Metric QDISC_PACKETS = "huatuo.qdisc.packets", "counter {packet}";
+    /// Packets the root qdisc dropped.
+    Metric QDISC_DROPS = "huatuo.qdisc.drops", "counter {packet}";
+    /// Times the root qdisc was over its limit (shaped or delayed a packet).
+    Metric QDISC_OVERLIMITS = "huatuo.qdisc.overlimits", "counter {event}";
+    /// Packets the driver handed back to the root qdisc to send again.
+    Metric QDISC_REQUEUES = "huatuo.qdisc.requeues", "counter {packet}";
+    /// Bytes queued in the root qdisc at the time of collection.
+    Metric QDISC_BACKLOG = "huatuo.qdisc.backlog", "gauge By";
+    /// Packets queued in the root qdisc at the time of collection.
+    Metric QDISC_QUEUE_LENGTH = "huatuo.qdisc.queue_length", "gauge {packet}";
 }

@@ -142,7 +142,7 @@ fn state_attr(state: &'static str) -> Vec<KeyValue> {
 }
 
 /// USER_HZ, the unit of `/proc/stat` times (100 on every mainstream architecture).
-fn clock_ticks_per_second() -> f64 {
+pub(super) fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
         hz if hz > 0 => hz as f64,

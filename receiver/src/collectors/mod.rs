@@ -1,9 +1,15 @@
-//! Host metric collectors: procfs sources read once per cycle, exported as OTel metrics (see
-//! `crate::framework::Collector`). Parsers are small and hand-written: each format is a few lines
+//! Metric collectors of the host and of each container: procfs, sysfs, cgroup and rtnetlink
+//! sources read once per cycle, exported as OTel metrics (see `crate::framework::Collector`).
+//! Parsers are small and hand-written: each format is a few lines
 //! of whitespace-separated fields, and they must read any procfs root (`agent.procfs_prefix`).
 
 pub mod arp;
 pub mod buddyinfo;
+pub mod cgroups;
+pub mod container_cpu;
+pub mod container_io;
+pub mod container_memory;
+pub mod container_netdev;
 pub mod cpu;
 pub mod diskio;
 pub mod loadavg;
@@ -11,6 +17,7 @@ pub mod memory;
 pub mod netdev;
 pub mod netstat;
 pub mod pressure;
+pub mod qdisc;
 pub mod sockstat;
 pub mod vmstat;
 
@@ -32,6 +39,23 @@ pub fn all() -> Vec<Arc<dyn Tracer>> {
         Arc::new(CollectorTracer::new(netstat::Netstat, &board)),
         Arc::new(CollectorTracer::new(sockstat::Sockstat, &board)),
         Arc::new(CollectorTracer::new(arp::Arp, &board)),
+        Arc::new(CollectorTracer::new(qdisc::Qdisc, &board)),
+        Arc::new(CollectorTracer::new(
+            container_cpu::ContainerCpu::default(),
+            &board,
+        )),
+        Arc::new(CollectorTracer::new(
+            container_memory::ContainerMemory::default(),
+            &board,
+        )),
+        Arc::new(CollectorTracer::new(
+            container_io::ContainerIo::default(),
+            &board,
+        )),
+        Arc::new(CollectorTracer::new(
+            container_netdev::ContainerNetdev::default(),
+            &board,
+        )),
     ]
 }
 

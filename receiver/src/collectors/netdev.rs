@@ -37,18 +37,9 @@ impl Collector for Netdev {
         _: &mut (),
         out: &mut Points,
     ) -> anyhow::Result<()> {
-        // Two header lines, then `name: 8 receive counters 8 transmit counters`.
-        for line in roots.read_proc("net/dev")?.lines().skip(2) {
-            let (name, counters) = line
-                .split_once(':')
-                .ok_or_else(|| malformed("net/dev", line))?;
-            let name = name.trim();
+        for (name, v) in parse_net_dev(&roots.read_proc("net/dev")?, "net/dev")? {
             if !config.collectors.netdev.allows(name) {
                 continue;
-            }
-            let v = integers(counters.split_ascii_whitespace(), "net/dev", line)?;
-            if v.len() != 16 {
-                return Err(malformed("net/dev", line));
             }
             let attrs = |direction: &'static str| {
                 vec![
@@ -92,6 +83,26 @@ impl Collector for Netdev {
         }
         Ok(())
     }
+}
+
+/// Interfaces and their 16 counters (8 receive, 8 transmit) from a `net/dev` file (`file` names it
+/// in errors).
+pub(super) fn parse_net_dev<'a>(
+    text: &'a str,
+    file: &str,
+) -> anyhow::Result<Vec<(&'a str, Vec<u64>)>> {
+    // Two header lines, then `name: 8 receive counters 8 transmit counters`.
+    text.lines()
+        .skip(2)
+        .map(|line| {
+            let (name, counters) = line.split_once(':').ok_or_else(|| malformed(file, line))?;
+            let v = integers(counters.split_ascii_whitespace(), file, line)?;
+            if v.len() != 16 {
+                return Err(malformed(file, line));
+            }
+            Ok((name.trim(), v))
+        })
+        .collect()
 }
 
 #[cfg(test)]

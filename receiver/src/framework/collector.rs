@@ -130,6 +130,9 @@ pub trait Collector: Send + Sync + 'static {
     fn enabled(config: &Config) -> bool;
     /// Files it cannot work without, relative to the procfs root, with why one may be missing.
     fn required(&self) -> &'static [(&'static str, &'static str)];
+    /// Called with the agent's telemetry before the first cycle (and again after a restart):
+    /// per-container collectors take its attributor from there.
+    fn bind(&self, _telemetry: &Arc<Telemetry>) {}
     /// Reads the sources once and adds the points.
     fn collect(
         &self,
@@ -276,6 +279,7 @@ impl<C: Collector> Tracer for CollectorTracer<C> {
             let interval = config
                 .collectors
                 .interval(config.exporters.metrics_interval_secs);
+            self.collector.bind(&ctx.telemetry);
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
