@@ -14,6 +14,8 @@ use crate::procfs::BlockedDump;
 pub struct Snapshot {
     /// Process of the hung thread, when the record lacks it (classic tracepoint).
     pub tgid: Option<u32>,
+    /// Unified cgroup id of the hung thread, when the record lacks it (classic tracepoint).
+    pub cgroup_id: Option<u64>,
     pub timeout_secs: Option<u64>,
     pub stack: Option<String>,
     /// With the number of reports skipped before it; None inside a back-off window.
@@ -31,6 +33,7 @@ pub fn to_event(raw: &HungTaskEvent, snapshot: Snapshot, clock: BootClock) -> Ev
         (net::THREAD_ID, int(raw.tid)),
         (net::THREAD_NAME, comm.clone().into()),
     ];
+    let snapshot_cgroup = snapshot.cgroup_id.unwrap_or(0);
     let pid = if raw.has_task() {
         Some(raw.tgid)
     } else {
@@ -67,7 +70,12 @@ pub fn to_event(raw: &HungTaskEvent, snapshot: Snapshot, clock: BootClock) -> Ev
         severity: Severity::Error,
         body,
         attributes,
-        owner: Owner::cgroup(raw.cgroup_id),
+        owner: Owner::cgroup(if raw.has_task() {
+            raw.cgroup_id
+        } else {
+            snapshot_cgroup
+        })
+        .with_task(raw.tid),
         span: None,
     }
 }
@@ -103,6 +111,7 @@ mod tests {
     fn maps_a_report_with_its_dump_to_registered_names() {
         let snapshot = Snapshot {
             tgid: Some(1),
+            cgroup_id: Some(1),
             timeout_secs: Some(120),
             stack: Some("rwsem_down_write_slowpath+0x2a5/0x8d0\ndown_write+0x5b/0x60".into()),
             blocked: Some((
@@ -118,6 +127,7 @@ mod tests {
         assert_registered(&event);
         assert_eq!(event.name, names::HUNG_TASK);
         assert_eq!(event.severity, Severity::Error);
+        // The record's own cgroup wins over procfs.
         assert_eq!(event.owner.cgroup_id, Some(77));
         for (key, value) in [
             (net::THREAD_ID, 4243),
@@ -142,10 +152,12 @@ mod tests {
     fn the_tracepoint_record_leans_on_procfs() {
         let snapshot = Snapshot {
             tgid: Some(4242),
+            cgroup_id: Some(88),
             ..Snapshot::default()
         };
         let event = to_event(&report(0), snapshot, BootClock::now());
-        assert_eq!(event.owner.cgroup_id, None);
+        assert_eq!(event.owner.cgroup_id, Some(88));
+        assert_eq!(event.owner.tid, Some(4243));
         assert_eq!(attr(&event, net::PROCESS_PID), Some(&AnyValue::Int(4242)));
         for key in [
             names::HUNG_TASK_TIMEOUT,
