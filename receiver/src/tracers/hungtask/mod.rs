@@ -105,6 +105,7 @@ impl EventTracer for Hungtask {
         let procfs = Procfs::default();
         let clock = BootClock::now();
         let unified = crate::attribution::unified_root();
+        let hz = ctx.kernel.config_hz();
         Ok(move |raw: HungTaskEvent| {
             let classic = !raw.has_task();
             let snapshot = decode::Snapshot {
@@ -120,7 +121,7 @@ impl EventTracer for Hungtask {
                     .admit(Instant::now())
                     .map(|skipped| (procfs.blocked(max_stacks), skipped)),
             };
-            decode::to_event(&raw, snapshot, clock)
+            decode::to_event(&raw, snapshot, hz, clock)
         })
     }
 
