@@ -141,6 +141,15 @@ impl Attributor {
         Self::new(config, pods)
     }
 
+    /// Reads tasks' cgroups under `procfs` (`agent.procfs_prefix`): thread ids in records are
+    /// the host's, which a containerized agent sees in the host's /proc mounted there.
+    pub fn with_procfs(mut self, procfs: &Path) -> Self {
+        if let Some(tasks) = &mut self.tasks {
+            tasks.procfs = Procfs::at(procfs);
+        }
+        self
+    }
+
     pub fn cgroups(&self) -> &CgroupCache {
         &self.cgroups
     }
@@ -685,14 +694,16 @@ mod tests {
         assert!(cache.resolve(inode).is_some());
     }
 
-    /// An attributor whose unified hierarchy is `root` and whose tasks are read from `proc`.
+    /// An attributor of a host with v1 hierarchies whose unified hierarchy is `root` and whose
+    /// procfs prefix is `proc`.
     fn attributor(root: &Path, proc: &Path) -> Attributor {
         Attributor {
             cgroups: CgroupCache::new(Some(root.to_path_buf()), 100),
-            tasks: Some(TaskCgroups::new(Procfs::at(proc), 100)),
+            tasks: Some(TaskCgroups::new(Procfs::default(), 100)),
             netns: NetnsResolver::new(100),
             pods: None,
         }
+        .with_procfs(proc)
     }
 
     fn write_task(proc: &Path, tid: u32, cgroups: &str) {
