@@ -77,6 +77,10 @@ int hungtask_btf(__u64 *ctx)
 	 * helper for the current task's cgroup would name the wrong one.
 	 */
 	e->cgroup_id = huatuo_task_cgroup_id(task, false);
+	/* The detector's own bookkeeping, in jiffies; userspace knows HZ. */
+	if (bpf_core_field_exists(task->last_switch_time))
+		e->blocked_jiffies = bpf_jiffies64() -
+				     BPF_CORE_READ(task, last_switch_time);
 	bpf_core_read(e->comm, sizeof(e->comm), &task->comm);
 	events_submit(e);
 	return 0;

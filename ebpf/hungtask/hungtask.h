@@ -27,7 +27,13 @@ struct hungtask_event {
 	__u32 tid;       /* the hung thread (the kernel's pid) */
 	__u32 tgid;      /* its process; see HUNGTASK_F_TASK */
 	__u32 flags;     /* HUNGTASK_F_* */
-	__u32 pad;
+	/*
+	 * Jiffies since khungtaskd's check that first saw the task no longer
+	 * switching (task->last_switch_time); see HUNGTASK_F_TASK. The task
+	 * blocked up to one check interval before that check, so this is a
+	 * lower bound of its blocked time.
+	 */
+	__u32 blocked_jiffies;
 	__u8 comm[HUNGTASK_COMM_LEN]; /* NUL-padded */
 };
 

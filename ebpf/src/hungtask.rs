@@ -42,7 +42,10 @@ pub struct HungTaskEvent {
     /// Process of the hung thread, with [`FLAG_TASK`].
     pub tgid: u32,
     pub flags: u32,
-    pub pad: u32,
+    /// Jiffies since the detector's check that first saw the task not switching, with
+    /// [`FLAG_TASK`]: a lower bound of the blocked time (the task blocked up to one check
+    /// interval before).
+    pub blocked_jiffies: u32,
     pub comm: [u8; 16],
 }
 
@@ -86,7 +89,7 @@ mod tests {
         let rust = rust_layout!(
             HungTaskEvent,
             zero,
-            [ts_ns, cgroup_id, tid, tgid, flags, pad, comm]
+            [ts_ns, cgroup_id, tid, tgid, flags, blocked_jiffies, comm]
         );
         assert_same(rust, HungTaskEvent::SIZE, c_layout(&btf, "hungtask_event"));
         assert_eq!(HungTaskEvent::SIZE, 48);

@@ -100,12 +100,13 @@ fn both_entry_points_report_a_task_in_state_d() {
     assert_eq!(e.tgid, std::process::id());
     assert_eq!(e.cgroup_id, own_cgroup_id().unwrap());
     assert_eq!(e.comm(), "dstate-writer2");
-    assert_eq!(e.pad, 0);
+    // Reported once blocked past the 2 s timeout: at least 2 s of jiffies, at any HZ >= 100.
+    assert!(e.blocked_jiffies >= 200, "{} jiffies", e.blocked_jiffies);
     assert!(hangs >= 1, "{tid}: {hangs} reports counted");
 
     let (e, _, hangs) = report_one(Entry::TracePoint);
     assert_eq!(e.flags, 0);
-    assert_eq!((e.tgid, e.cgroup_id), (0, 0));
+    assert_eq!((e.tgid, e.cgroup_id, e.blocked_jiffies), (0, 0, 0));
     assert_eq!(e.comm(), "dstate-writer2");
     assert!(hangs >= 1);
 }

@@ -57,7 +57,8 @@ async fn run_agent(config: Config) -> anyhow::Result<()> {
     // Held until the agent returns; the kernel releases it on any exit.
     let _bpf_stats = crate::bpf_stats::enable(config.agent.bpf_stats);
     let background = CancellationToken::new();
-    let attribution = Attributor::start(&config.attribution, background.clone());
+    let attribution = Attributor::start(&config.attribution, background.clone())
+        .with_procfs(&config.agent.procfs_prefix);
     let telemetry = Arc::new(Telemetry::new(&providers, attribution));
     let config = Arc::new(config);
     let supervisor = Supervisor::start(crate::tracers::all(), config, kernel, telemetry);

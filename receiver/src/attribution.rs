@@ -7,13 +7,20 @@
 //!   `cgroup_events` tracer tells it about cgroups created and removed; an id it does not know
 //!   is looked up once by a search of the hierarchy, which also learns every other cgroup it
 //!   passes, and is remembered as unknown when not found.
+//!   The search is bounded in directories and time, and removed cgroups leave a tombstone, so
+//!   late records of a cgroup that is gone cost a lookup, not a search.
 //! - Cgroup paths (v1 or v2): parsed directly; the OOM tracer names the victim's memory cgroup.
+//! - Tasks, on hosts with v1 hierarchies: there a container's tasks sit in v1 cgroups and the
+//!   unified id names nothing (its root on v1-only hosts), so when a record's id, path and
+//!   namespace name no container, the v1 lines of `/proc/<tid>/cgroup` of its task do; read once
+//!   per task per [`TASK_TTL`], and not at all once the task has exited.
 //! - Network namespaces: a packet dropped in softirq or sent by a kernel socket has no owning
 //!   task; its namespace's inode is matched against the namespaces of running processes.
 //! - Kubernetes names: from the kubelet's pod list when enabled ([`crate::kubelet`]).
 
 use crate::container::{parse_cgroup_path, ContainerIdentity};
 use crate::kubelet::PodDirectory;
+use crate::procfs::Procfs;
 use hashlink::LruCache;
 use huatuo_config::AttributionConfig;
 use huatuo_semconv::{container as names, net as net_names};
@@ -26,8 +33,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Bound on directories visited to resolve one miss.
+/// Bounds on directories visited, and time spent, to resolve one miss: records are attributed
+/// while the ring buffers are drained.
 const MAX_WALK: usize = 100_000;
+const MAX_WALK_TIME: Duration = Duration::from_millis(20);
+/// Task ids are reused once a task exits, so what `/proc/<tid>/cgroup` said is trusted this long.
+const TASK_TTL: Duration = Duration::from_secs(5);
 /// Network namespace inodes are recycled once a namespace is gone, so what was learned about
 /// one is trusted this long.
 const NETNS_TTL: Duration = Duration::from_secs(60);
@@ -43,6 +54,8 @@ pub struct Owner {
     pub cgroup_path: Option<String>,
     /// Inode of the network namespace of a network record.
     pub netns_inum: Option<u32>,
+    /// The task the record is about, whose v1 cgroups name its container on v1 and hybrid hosts.
+    pub tid: Option<u32>,
 }
 
 impl Owner {
@@ -63,6 +76,12 @@ impl Owner {
 
     pub fn with_cgroup_path(mut self, path: Option<String>) -> Self {
         self.cgroup_path = path;
+        self
+    }
+
+    /// Adds the task (thread id); 0 (the idle task, or none) is unknown.
+    pub fn with_task(mut self, tid: u32) -> Self {
+        self.tid = (tid != 0).then_some(tid);
         self
     }
 }
@@ -87,6 +106,8 @@ impl Attribution {
 /// The one place records get their container and pod attributes.
 pub struct Attributor {
     cgroups: CgroupCache,
+    /// None on hosts without v1 hierarchies, where the unified id says it all.
+    tasks: Option<TaskCgroups>,
     netns: NetnsResolver,
     pods: Option<Arc<PodDirectory>>,
 }
@@ -100,8 +121,10 @@ struct Found {
 
 impl Attributor {
     pub fn new(config: &AttributionConfig, pods: Option<Arc<PodDirectory>>) -> Self {
+        let tasks = v1_mounted().then(|| TaskCgroups::new(Procfs::default(), config.cache_size));
         Self {
             cgroups: CgroupCache::new(unified_root(), config.cache_size),
+            tasks,
             netns: NetnsResolver::new(config.cache_size),
             pods,
         }
@@ -116,6 +139,15 @@ impl Attributor {
             pods
         });
         Self::new(config, pods)
+    }
+
+    /// Reads tasks' cgroups under `procfs` (`agent.procfs_prefix`): thread ids in records are
+    /// the host's, which a containerized agent sees in the host's /proc mounted there.
+    pub fn with_procfs(mut self, procfs: &Path) -> Self {
+        if let Some(tasks) = &mut self.tasks {
+            tasks.procfs = Procfs::at(procfs);
+        }
+        self
     }
 
     pub fn cgroups(&self) -> &CgroupCache {
@@ -171,11 +203,12 @@ impl Attributor {
         self.cgroups.insert(id, path.to_string());
     }
 
-    /// A cgroup was removed: forget it, and the network namespaces learned from it.
+    /// A cgroup was removed: it becomes a tombstone (its late records must not each search the
+    /// hierarchy for it), and the network namespaces learned from it are forgotten.
     pub fn cgroup_removed(&self, id: u64, path: &str) {
         tracing::debug!(id, path, "cgroup removed");
         if id != 0 {
-            self.cgroups.remove(id);
+            self.cgroups.tombstone(id);
         }
         self.netns.forget_cgroup(path);
     }
@@ -184,13 +217,27 @@ impl Attributor {
         let cgroup = owner.cgroup_id.and_then(|id| self.cgroups.resolve(id));
         let from_path = owner.cgroup_path.as_deref().map(parse_cgroup_path);
         let from_id = cgroup.as_ref().map(|c| c.container.clone());
-        let container = from_path.into_iter().chain(from_id).find(|c| !c.is_empty());
-        let (container, source) = match container {
-            Some(container) => (container, "cgroup"),
-            None => match owner.netns_inum.and_then(|n| self.netns.resolve(n)) {
-                Some(container) => (container, "netns"),
-                None => (ContainerIdentity::default(), "cgroup"),
-            },
+        if let Some(container) = from_path.into_iter().chain(from_id).find(|c| !c.is_empty()) {
+            return Found {
+                cgroup,
+                container,
+                source: "cgroup",
+            };
+        }
+        let task = owner
+            .tid
+            .zip(self.tasks.as_ref())
+            .and_then(|(tid, tasks)| tasks.resolve(tid));
+        if let Some(task) = task {
+            return Found {
+                container: task.container.clone(),
+                cgroup: Some(task),
+                source: "task",
+            };
+        }
+        let (container, source) = match owner.netns_inum.and_then(|n| self.netns.resolve(n)) {
+            Some(container) => (container, "netns"),
+            None => (ContainerIdentity::default(), "cgroup"),
         };
         Found {
             cgroup,
@@ -283,8 +330,9 @@ impl CgroupCache {
         self.lock().insert(id, Some(Attribution::new(path)));
     }
 
-    pub fn remove(&self, id: u64) {
-        self.lock().remove(&id);
+    /// Remembers `id` as unknown: its cgroup is gone.
+    pub fn tombstone(&self, id: u64) {
+        self.lock().insert(id, None);
     }
 
     pub fn len(&self) -> usize {
@@ -308,9 +356,11 @@ impl CgroupCache {
 /// Searches the hierarchy at `root` for the directory whose inode is `inode`; returns its path
 /// relative to `root`, and adds every directory passed to `seen`.
 fn search(root: &Path, inode: u64, seen: &mut Vec<(u64, String)>) -> Option<String> {
+    let started = Instant::now();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        if seen.len() >= MAX_WALK {
+        if seen.len() >= MAX_WALK || started.elapsed() >= MAX_WALK_TIME {
+            tracing::debug!(inode, visited = seen.len(), "cgroup search gave up");
             return None;
         }
         let Ok(meta) = std::fs::metadata(&dir) else {
@@ -334,8 +384,6 @@ fn search(root: &Path, inode: u64, seen: &mut Vec<(u64, String)>) -> Option<Stri
     None
 }
 
-/// The mount point of the unified hierarchy: `/sys/fs/cgroup` on v2 hosts,
-/// `/sys/fs/cgroup/unified` on hybrid ones; none on v1-only hosts.
 /// The cgroup id (as above) of a live task, from `/proc/<tid>/cgroup`: for tracers that learn
 /// of a task from the kernel log rather than from a BPF record.
 pub fn task_cgroup_id(tid: u32) -> Option<u64> {
@@ -345,15 +393,68 @@ pub fn task_cgroup_id(tid: u32) -> Option<u64> {
 /// The mount point of the unified hierarchy: `/sys/fs/cgroup` on v2 hosts,
 /// `/sys/fs/cgroup/unified` on hybrid ones.
 pub fn unified_root() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts
+    cgroup_mounts("cgroup2").min_by_key(|p| p.as_os_str().len())
+}
+
+/// Whether v1 hierarchies are mounted (v1-only and hybrid hosts).
+fn v1_mounted() -> bool {
+    cgroup_mounts("cgroup").next().is_some()
+}
+
+/// Mount points of file systems of type `fstype`.
+fn cgroup_mounts(fstype: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let dirs: Vec<PathBuf> = mounts
         .lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
-            let (_, dir, fstype) = (f.next()?, f.next()?, f.next()?);
-            (fstype == "cgroup2").then(|| PathBuf::from(dir))
+            let (_, dir, kind) = (f.next()?, f.next()?, f.next()?);
+            (kind == fstype).then(|| PathBuf::from(dir))
         })
-        .min_by_key(|p| p.as_os_str().len())
+        .collect();
+    dirs.into_iter()
+}
+
+/// Task id -> the container its cgroups in `/proc/<tid>/cgroup` name (the first line that names
+/// one, v1 lines included), bounded, each answer trusted for [`TASK_TTL`].
+struct TaskCgroups {
+    procfs: Procfs,
+    entries: Mutex<TaskEntries>,
+}
+
+/// Per task: its container's cgroup (None: none), and when that was read.
+type TaskEntries = LruCache<u32, (Option<Arc<Attribution>>, Instant)>;
+
+impl TaskCgroups {
+    fn new(procfs: Procfs, capacity: usize) -> Self {
+        Self {
+            procfs,
+            entries: Mutex::new(LruCache::new(capacity.max(1))),
+        }
+    }
+
+    /// The cgroup of `tid` that names a container; None when none does or the task is gone.
+    fn resolve(&self, tid: u32) -> Option<Arc<Attribution>> {
+        let mut entries = self.lock();
+        if let Some((found, learned)) = entries.get(&tid) {
+            if learned.elapsed() < TASK_TTL {
+                return found.clone();
+            }
+        }
+        drop(entries);
+        let found = self
+            .procfs
+            .cgroups(tid)
+            .and_then(|text| process_cgroup(&text))
+            .map(Attribution::new)
+            .filter(|a| !a.container.is_empty());
+        self.lock().insert(tid, (found.clone(), Instant::now()));
+        found
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TaskEntries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Network namespace inode -> the container (or pod) whose processes live in it.
@@ -572,13 +673,110 @@ mod tests {
         cache.insert(7, format!("/kubepods/pod{UID}/{ID}"));
         let created = cache.resolve(7).unwrap();
         assert_eq!(created.container.pod_uid.as_deref(), Some(UID));
-        cache.remove(7);
-        // Gone from the cache, and not on disk: unknown.
+        cache.tombstone(7);
         assert_eq!(cache.resolve(7), None);
         for id in 100..110 {
             cache.insert(id, "/x".into());
         }
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_removed_cgroup_is_a_tombstone_not_a_search() {
+        let (root, inode) = tree();
+        let cache = CgroupCache::new(Some(root.path().to_path_buf()), 100);
+        cache.tombstone(inode);
+        // Still on disk, but a search would find it: the tombstone answers first.
+        assert_eq!(cache.resolve(inode), None);
+        assert_eq!(cache.len(), 1, "no search learned the tree");
+        // An id reused by a new cgroup replaces its tombstone.
+        cache.insert(inode, "/docker/x".into());
+        assert!(cache.resolve(inode).is_some());
+    }
+
+    /// An attributor of a host with v1 hierarchies whose unified hierarchy is `root` and whose
+    /// procfs prefix is `proc`.
+    fn attributor(root: &Path, proc: &Path) -> Attributor {
+        Attributor {
+            cgroups: CgroupCache::new(Some(root.to_path_buf()), 100),
+            tasks: Some(TaskCgroups::new(Procfs::default(), 100)),
+            netns: NetnsResolver::new(100),
+            pods: None,
+        }
+        .with_procfs(proc)
+    }
+
+    fn write_task(proc: &Path, tid: u32, cgroups: &str) {
+        std::fs::create_dir_all(proc.join(tid.to_string())).unwrap();
+        std::fs::write(proc.join(format!("{tid}/cgroup")), cgroups).unwrap();
+    }
+
+    fn container_of(attributes: &[(&'static str, AnyValue)]) -> Option<String> {
+        attributes
+            .iter()
+            .find(|(k, _)| *k == names::CONTAINER_ID)
+            .and_then(|(_, v)| match v {
+                AnyValue::String(s) => Some(s.to_string()),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn on_v1_hosts_the_tasks_v1_cgroups_name_its_container() {
+        let (root, inode) = tree();
+        let proc = tempfile::tempdir().unwrap();
+        let other = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+        // A v1-only host: the task is in the unified root, its container in v1 hierarchies.
+        write_task(
+            proc.path(),
+            10,
+            &format!("5:pids:/\n4:memory:/kubepods/pod{UID}/{other}\n1:name=systemd:/\n0::/\n"),
+        );
+        write_task(proc.path(), 11, "4:memory:/user.slice\n0::/\n");
+        let attribution = attributor(root.path(), proc.path());
+        let root_id = std::fs::metadata(root.path()).unwrap().ino();
+
+        let owner = Owner::cgroup(root_id).with_task(10);
+        let record = attribution.record_attributes(&owner);
+        assert_eq!(container_of(&record).as_deref(), Some(other));
+        assert!(record.contains(&(names::ATTRIBUTION_SOURCE, AnyValue::from("task"))));
+        assert!(record.contains(&(
+            net_names::CGROUP_PATH,
+            AnyValue::from(format!("/kubepods/pod{UID}/{other}"))
+        )));
+        let metric = attribution.metric_attributes(&owner);
+        assert!(metric.contains(&KeyValue::new(names::K8S_POD_UID, UID)));
+
+        // The unified cgroup naming a container wins over the task's.
+        let owner = Owner::cgroup(inode).with_task(10);
+        let record = attribution.record_attributes(&owner);
+        assert_eq!(container_of(&record).as_deref(), Some(ID));
+        assert!(record.contains(&(names::ATTRIBUTION_SOURCE, AnyValue::from("cgroup"))));
+
+        // A task outside containers, and one that exited, have none.
+        for tid in [11, 12] {
+            let record = attribution.record_attributes(&Owner::cgroup(root_id).with_task(tid));
+            assert_eq!(container_of(&record), None, "{tid}");
+        }
+    }
+
+    #[test]
+    fn a_task_is_read_once_per_ttl() {
+        let proc = tempfile::tempdir().unwrap();
+        write_task(proc.path(), 10, &format!("4:memory:/docker/{ID}\n0::/\n"));
+        let tasks = TaskCgroups::new(Procfs::at(proc.path()), 2);
+        let found = tasks.resolve(10).unwrap();
+        assert_eq!(found.container.container_id.as_deref(), Some(ID));
+        // Gone from /proc: the answer of the last read stands until it expires.
+        std::fs::remove_dir_all(proc.path().join("10")).unwrap();
+        assert!(tasks.resolve(10).is_some());
+        tasks.lock().get_mut(&10).unwrap().1 -= TASK_TTL;
+        assert_eq!(tasks.resolve(10), None);
+        // Bounded.
+        for tid in 20..30 {
+            tasks.resolve(tid);
+        }
+        assert_eq!(tasks.lock().len(), 2);
     }
 
     #[test]
@@ -640,5 +838,7 @@ mod tests {
         assert_eq!(Owner::cgroup(0), Owner::default());
         assert_eq!(Owner::cgroup(5).with_netns(0).netns_inum, None);
         assert_eq!(Owner::cgroup(5).with_netns(9).netns_inum, Some(9));
+        assert_eq!(Owner::cgroup(5).with_task(0).tid, None);
+        assert_eq!(Owner::default().with_task(7).tid, Some(7));
     }
 }

@@ -95,6 +95,23 @@ impl KernelEnv {
         parse_version(&self.release)
     }
 
+    /// `CONFIG_HZ`, the jiffy rate, from the kernel's config (`/proc/config.gz`, else
+    /// `/boot/config-<release>`): BPF has no kconfig externs under aya, so programs hand jiffies
+    /// to userspace. None when neither file is there.
+    pub fn config_hz(&self) -> Option<u64> {
+        let gz = self.roots.procfs.join("config.gz");
+        let text = match std::fs::File::open(&gz) {
+            Ok(file) => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text)
+                    .ok()?;
+                text
+            }
+            Err(_) => std::fs::read_to_string(format!("/boot/config-{}", self.release)).ok()?,
+        };
+        parse_config_hz(&text)
+    }
+
     /// What every ring-buffer tracer needs: privileges and BPF ring buffers (Linux 5.8).
     pub fn require_ring_buffer_tracing(&self) -> Result<(), String> {
         if !self.is_root() {
@@ -164,6 +181,16 @@ impl KernelEnv {
     pub fn per_cpu_rate(&self, per_second: u32) -> u64 {
         u64::from(per_second).div_ceil(self.possible_cpus() as u64)
     }
+}
+
+fn parse_config_hz(config: &str) -> Option<u64> {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&hz| hz > 0)
 }
 
 /// The numeric fields of a BPF object's `/proc/self/fdinfo` entry (`run_time_ns`, `run_cnt`,
@@ -237,6 +264,17 @@ mod tests {
         assert_eq!(kernel.per_cpu_rate(0), 0);
         assert_eq!(kernel.per_cpu_rate(1), 1);
         assert_eq!(kernel.per_cpu_rate(100), 100u64.div_ceil(cpus));
+    }
+
+    #[test]
+    fn hz_comes_from_the_kernel_config() {
+        let config = "# CONFIG_HZ_100 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n";
+        assert_eq!(parse_config_hz(config), Some(250));
+        assert_eq!(parse_config_hz("CONFIG_HZ_1000=y\n"), None);
+        // This kernel's, when it exposes its config.
+        if let Some(hz) = KernelEnv::detect().config_hz() {
+            assert!([100, 250, 300, 1000].contains(&hz), "{hz}");
+        }
     }
 
     #[test]

@@ -140,10 +140,14 @@ impl Procfs {
         found
     }
 
+    /// `/proc/<tid>/cgroup`: one `hierarchy:controllers:path` line per hierarchy.
+    pub fn cgroups(&self, tid: u32) -> Option<String> {
+        fs::read_to_string(self.root.join(format!("{tid}/cgroup"))).ok()
+    }
+
     /// The process's cgroup path in the unified (v2) hierarchy, from `/proc/<pid>/cgroup`.
     pub fn unified_cgroup(&self, pid: u32) -> Option<String> {
-        let cgroups = fs::read_to_string(self.root.join(format!("{pid}/cgroup"))).ok()?;
-        cgroups
+        self.cgroups(pid)?
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .map(str::to_owned)

@@ -18,7 +18,7 @@ names! {
     Attribute K8S_CONTAINER_NAME = "k8s.container.name", "string";
     /// Role of the container in its pod (HuaTuo's container type): `normal`, `init`, `sidecar` (restartable init container or `istio-proxy`), `ephemeral`, `sandbox` (the pod's infrastructure container), or for the whole pod `daemonset` / `static` when that is how it was created.
     Attribute K8S_CONTAINER_TYPE = "huatuo.k8s.container.type", "string";
-    /// Where the container of a record came from: `cgroup` (its task's or socket owner's cgroup, or the memory cgroup for OOM kills) or `netns` (the network namespace, for network records without an owning task).
+    /// Where the container of a record came from: `cgroup` (its task's or socket owner's cgroup, or the memory cgroup for OOM kills) `task` (the v1 cgroups of the record's task in `/proc/<tid>/cgroup`, on v1 and hybrid hosts where the unified cgroup names no container) or `netns` (the network namespace, for network records without an owning task).
     Attribute ATTRIBUTION_SOURCE = "huatuo.attribution.source", "string";
 
     /// CPU time of the container's tasks by mode (`cpu.mode`: `user`, `system`), from cgroup v2 `cpu.stat` or v1 `cpuacct.stat`.

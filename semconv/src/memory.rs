@@ -60,7 +60,7 @@ names! {
     Attribute HOST_SWAP_TOTAL = "huatuo.host.swap.total", "int";
     /// Host `SwapFree`, bytes.
     Attribute HOST_SWAP_FREE = "huatuo.host.swap.free", "int";
-    /// OOM kills, by the victim's memory cgroup (`huatuo.memcg.path`, absent when unknown).
+    /// OOM kills, by the victim's container and pod (`container.id`, `k8s.pod.uid` and the kubelet's names; none for kills outside containers). The memory cgroup path is on the event only: under container churn it would make series without bound.
     Metric OOM_KILLS = "huatuo.oom.kills", "counter {kill}";
     /// A task was stalled in memory reclaim for at least `stall_threshold_ms`: direct reclaim (`vmscan:mm_vmscan_direct_reclaim_begin/_end`, the page allocator freeing memory on the allocating task's time) or memory cgroup reclaim (`vmscan:mm_vmscan_memcg_reclaim_begin/_end`, a charge over the cgroup's limit). `process.pid`, `thread.id` and `thread.name` describe the task; `huatuo.memcg.*` its memory cgroup.
     Event MEMORY_RECLAIM_STALL = "huatuo.memory.reclaim.stall", "event";

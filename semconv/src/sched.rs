@@ -7,8 +7,10 @@ names! {
     Attribute CPU_LOGICAL_NUMBER = "cpu.logical_number", "int";
     /// The kernel's hung-task detector reported a task blocked uninterruptibly (state D) for longer than `kernel.hung_task_timeout_secs` (`sched:sched_process_hang`). `thread.id`, `process.pid` and `thread.name` describe the hung task.
     Event HUNG_TASK = "huatuo.hung_task", "event";
-    /// `kernel.hung_task_timeout_secs` when the report was read: the task had been blocked at least this long (the kernel exposes no exact blocked time; a task still blocked is reported again every check interval, `hung_task_check_interval_secs`, by default the timeout).
+    /// `kernel.hung_task_timeout_secs` when the report was read: the task had been blocked at least this long (the kernel keeps no blocking start time, see `huatuo.hung_task.blocked`; a task still blocked is reported again every check interval, `hung_task_check_interval_secs`, by default the timeout).
     Attribute HUNG_TASK_TIMEOUT = "huatuo.hung_task.timeout", "int";
+    /// Seconds the task has been blocked at least, from the detector's own bookkeeping (tp_btf only, and only when the kernel config gives `CONFIG_HZ`): the time since the detector's check that first found the task no longer switching. The task blocked up to one check interval before that check, so this is a lower bound; it grows on each repeated report of the same task.
+    Attribute HUNG_TASK_BLOCKED = "huatuo.hung_task.blocked", "double";
     /// Kernel stack of the hung task from `/proc/<tid>/stack`, one symbolized frame per line, innermost first.
     Attribute TASK_STACK = "huatuo.task.stack", "string";
     /// Tasks in state D on the host when the report was read (all of them, including those whose stacks were left out).

@@ -1,12 +1,13 @@
 //! Attribution with real cgroups: processes placed in cgroups named the way docker, containerd,
 //! CRI-O, podman and kubelet name them (cgroupfs and systemd drivers; the unified hierarchy for
-//! drops, the v1 memory hierarchy of this hybrid host for OOM kills) drop a packet or get
-//! OOM-killed, and the exported records name their container and pod. A fake kubelet serves the
+//! drops, the v1 memory hierarchy of this hybrid host for OOM kills and reclaim stalls) drop a
+//! packet, stall in reclaim or get OOM-killed, and the exported records name their container and
+//! pod. A fake kubelet serves the
 //! pod list, whose names appear too. The cgroups are created after the agent started (the
 //! cgroup_events tracer learns them) and their removal is seen.
 
 use huatuo_otel_tests::cgroup::unified_root;
-use huatuo_otel_tests::memcg::MemoryCgroup;
+use huatuo_otel_tests::memcg::{CgroupVersion, MemoryCgroup};
 use huatuo_otel_tests::netns::NetNs;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, AgentProcess, LogView, OtlpReceiver};
 use huatuo_semconv::{container as names, memory, net};
@@ -453,6 +454,62 @@ async fn oom_kills_carry_the_victims_container() {
         assert_eq!(point.attr(net::CGROUP_ID), None);
     }
     receiver.received().assert_names_registered();
+    agent.terminate(WAIT).await.unwrap();
+    receiver.stop().await;
+}
+
+/// A v1-only container: a process in a memory cgroup of the v1 hierarchy named like a docker
+/// container's, and in the unified root (a container on a v1-only host). Its reclaim stalls carry
+/// a unified cgroup id that names nothing, so their container comes from the task's v1 cgroups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaim_stalls_of_a_v1_only_container_carry_its_id() {
+    if !require_root_and_bpf() {
+        return;
+    }
+    let id = container_id(8);
+    let path = format!("/huatuo-test-{}-v1/docker-{id}.scope", std::process::id());
+    let cgroup = MemoryCgroup::create_at(&path, 32 << 20).unwrap();
+    let v1 = cgroup.version() == CgroupVersion::V1;
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .only_tracers(&["memreclaim"])
+        .env("HUATUO_TRACERS__MEMRECLAIM__STALL_THRESHOLD_MS", "0")
+        .env("HUATUO_TRACERS__MEMRECLAIM__MAX_EVENTS_PER_SECOND", "1000")
+        .start_tracer("memreclaim")
+        .await
+        .unwrap();
+    let mut hog = cgroup.spawn_hog(128 << 20, 0).unwrap();
+    let signal = tokio::task::block_in_place(|| hog.wait_killed(WAIT)).unwrap();
+    assert_eq!(signal, libc::SIGKILL);
+    let ours = [
+        (net::PROCESS_PID, hog.pid().to_string()),
+        (names::CONTAINER_ID, id.clone()),
+    ];
+    let ours: Vec<(&str, &str)> = ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let received = receiver
+        .wait_for(
+            WAIT,
+            &format!("a stall in {path} with its container"),
+            |r| {
+                r.logs_with_event(memory::MEMORY_RECLAIM_STALL)
+                    .iter()
+                    .any(|l| l.matches(&ours))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", agent.stderr()));
+    let events = received.logs_with_event(memory::MEMORY_RECLAIM_STALL);
+    let event = events.iter().find(|l| l.matches(&ours)).unwrap();
+    assert_eq!(
+        event.attr_str(names::CONTAINER_RUNTIME_NAME),
+        Some("docker")
+    );
+    if v1 {
+        assert_eq!(event.attr_str(names::ATTRIBUTION_SOURCE), Some("task"));
+        assert_eq!(event.attr_str(net::CGROUP_PATH), Some(path.as_str()));
+    }
+    received.assert_names_registered();
     agent.terminate(WAIT).await.unwrap();
     receiver.stop().await;
 }

@@ -64,6 +64,13 @@ async fn a_task_in_state_d_is_reported_with_its_stack() {
     );
     assert_eq!(event.attr_str(net::THREAD_NAME), Some("dstate-writer2"));
     assert_eq!(event.expect_i64(sched::HUNG_TASK_TIMEOUT), 2);
+    // From the kernel's bookkeeping (tp_btf, with CONFIG_HZ from /proc/config.gz): reported past
+    // the timeout.
+    let blocked = event.attr_f64(sched::HUNG_TASK_BLOCKED);
+    if std::path::Path::new("/proc/config.gz").exists() {
+        let blocked = blocked.expect("blocked time with the kernel config readable");
+        assert!(blocked >= 2.0, "blocked {blocked} s");
+    }
     assert_eq!(event.severity_number, 17, "severity ERROR");
     assert_eq!(
         event.expect_i64(net::CGROUP_ID),

@@ -4,7 +4,7 @@
 
 use huatuo_otel_tests::memcg::MemoryCgroup;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver};
-use huatuo_semconv::{memory, net};
+use huatuo_semconv::{container, memory, net};
 use std::time::Duration;
 
 const LIMIT: u64 = 64 << 20;
@@ -17,7 +17,11 @@ async fn oom_kill_arrives_over_otlp() {
     if !require_root_and_bpf() {
         return;
     }
-    let cgroup = MemoryCgroup::create("oom-e2e", LIMIT).unwrap();
+    // Named like a docker container's, so the kill counter has a series of its own.
+    let me = std::process::id();
+    let container = format!("{me:08x}").repeat(8);
+    let path = format!("/huatuo-test-{me}-oom/docker-{container}.scope");
+    let cgroup = MemoryCgroup::create_at(&path, LIMIT).unwrap();
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
         .unwrap()
@@ -30,14 +34,14 @@ async fn oom_kill_arrives_over_otlp() {
     let signal = tokio::task::block_in_place(|| hog.wait_killed(WAIT)).unwrap();
     assert_eq!(signal, libc::SIGKILL);
     let pid = hog.pid().to_string();
-    let path_filter = [(memory::MEMCG_PATH, cgroup.path())];
+    let series = [(container::CONTAINER_ID, container.as_str())];
     let received = receiver
         .wait_for(WAIT, "the kill event and the kill counter", |r| {
             let event = r
                 .logs_with_event(memory::OOM_KILL)
                 .iter()
                 .any(|l| l.matches(&[(memory::OOM_VICTIM_PID, &pid)]));
-            let counted = r.latest_sum(memory::OOM_KILLS, &path_filter);
+            let counted = r.latest_sum(memory::OOM_KILLS, &series);
             event && counted.is_some()
         })
         .await
@@ -92,11 +96,14 @@ async fn oom_kill_arrives_over_otlp() {
 
     // The cgroup is new, so its series counts exactly this kill.
     assert_eq!(
-        received.latest_sum(memory::OOM_KILLS, &path_filter),
+        received.latest_sum(memory::OOM_KILLS, &series),
         Some(1.0),
         "{}",
         received.summary()
     );
+    // Bounded series: the memory cgroup path is on the event only.
+    let point = received.latest_point(memory::OOM_KILLS, &series).unwrap();
+    assert_eq!(point.attr(memory::MEMCG_PATH), None);
     received.assert_names_registered();
 
     agent.terminate_cleanly(WAIT).await;

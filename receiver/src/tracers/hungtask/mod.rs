@@ -104,20 +104,24 @@ impl EventTracer for Hungtask {
         let mut backoff = Backoff::fixed(Duration::from_secs(config.backoff_secs));
         let procfs = Procfs::default();
         let clock = BootClock::now();
+        let unified = crate::attribution::unified_root();
+        let hz = ctx.kernel.config_hz();
         Ok(move |raw: HungTaskEvent| {
+            let classic = !raw.has_task();
             let snapshot = decode::Snapshot {
-                tgid: if raw.has_task() {
-                    None
-                } else {
-                    procfs.tgid(raw.tid)
-                },
+                tgid: classic.then(|| procfs.tgid(raw.tid)).flatten(),
+                // The classic tracepoint runs in khungtaskd, whose cgroup is not the task's.
+                cgroup_id: unified
+                    .as_deref()
+                    .filter(|_| classic)
+                    .and_then(|root| procfs.cgroup_id(raw.tid, root)),
                 timeout_secs: procfs.timeout_secs(),
                 stack: procfs.stack(raw.tid),
                 blocked: backoff
                     .admit(Instant::now())
                     .map(|skipped| (procfs.blocked(max_stacks), skipped)),
             };
-            decode::to_event(&raw, snapshot, clock)
+            decode::to_event(&raw, snapshot, hz, clock)
         })
     }
 

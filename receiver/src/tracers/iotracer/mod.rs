@@ -466,7 +466,7 @@ fn process_event(
             (names::IOTRACER_FILES, files.join("\n").into()),
             (names::RANK, int(u64::from(rank))),
         ],
-        owner: Owner::cgroup(key.cgroup_id),
+        owner: Owner::cgroup(key.cgroup_id).with_task(key.pid),
         span: None,
     }
 }

@@ -122,7 +122,8 @@ impl Autotracer for Memburst {
                 owner: unified
                     .as_deref()
                     .and_then(|root| self.procfs.cgroup_id(pid, root))
-                    .map_or_else(Owner::default, Owner::cgroup),
+                    .map_or_else(Owner::default, Owner::cgroup)
+                    .with_task(pid),
                 span: None,
             })
             .collect();

@@ -55,7 +55,7 @@ pub fn to_event(
         severity: Severity::Warn,
         body,
         attributes,
-        owner: Owner::cgroup(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id).with_task(raw.tid),
         span: span.then(|| Duration::from_nanos(raw.duration_ns)),
     }
 }
@@ -99,6 +99,7 @@ mod tests {
         assert_eq!(event.name, names::MEMORY_RECLAIM_STALL);
         assert_eq!(event.severity, Severity::Warn);
         assert_eq!(event.owner.cgroup_id, Some(77));
+        assert_eq!(event.owner.tid, Some(901));
         assert_eq!(event.span, None);
         for (key, value) in [
             (names::MEMORY_RECLAIM_KIND, AnyValue::from("memcg")),

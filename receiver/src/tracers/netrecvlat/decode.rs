@@ -107,7 +107,10 @@ impl Mapping {
         if !ifname.is_empty() {
             attributes.push((names::NETWORK_INTERFACE_NAME, ifname.into_owned().into()));
         }
+        let mut owner = Owner::cgroup(raw.cgroup_id).with_netns(raw.netns_inum);
         if stage == Some(Stage::UserCopy) && raw.pid != 0 {
+            // The reader copying the data is the socket's owner.
+            owner = owner.with_task(raw.tid);
             let comm = raw.comm().into_owned();
             summary = format!("{summary}, read by {comm} (pid {})", raw.pid);
             attributes.push((names::PROCESS_PID, i64::from(raw.pid).into()));
@@ -124,7 +127,7 @@ impl Mapping {
             severity: Severity::Warn,
             body: summary,
             attributes,
-            owner: Owner::cgroup(raw.cgroup_id),
+            owner,
             span: self.spans.then_some(latency),
         }
     }
@@ -211,6 +214,8 @@ mod tests {
         }
         assert_eq!(event.attributes.len(), expect.len());
         assert_eq!(event.owner.cgroup_id, Some(42));
+        assert_eq!(event.owner.netns_inum, Some(4026531840));
+        assert_eq!(event.owner.tid, Some(1235));
         assert_eq!(event.span, None);
         assert_eq!(
             event.body,
@@ -244,7 +249,10 @@ mod tests {
         );
         assert_eq!(attr(&event, names::PROCESS_PID), None);
         assert_eq!(attr(&event, names::TCP_STATE), None);
+        // Without a socket owner, the packet's namespace names the container.
         assert_eq!(event.owner.cgroup_id, None);
+        assert_eq!(event.owner.netns_inum, Some(4026531840));
+        assert_eq!(event.owner.tid, None);
         assert_eq!(event.span, Some(Duration::from_millis(6)));
         assert_eq!(
             event.body,

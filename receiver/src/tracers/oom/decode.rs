@@ -7,7 +7,6 @@ use crate::telemetry::Event;
 use huatuo_ebpf::oom::OomEvent;
 use huatuo_semconv::{memory as names, net};
 use opentelemetry::logs::{AnyValue, Severity};
-use opentelemetry::KeyValue;
 
 /// Kernel counts are u64; OTel integers are i64, and no real size or count reaches 2^63.
 fn int(value: impl Into<u64>) -> AnyValue {
@@ -16,16 +15,6 @@ fn int(value: impl Into<u64>) -> AnyValue {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// Attributes of the kill counter: the victim's memory cgroup, one series per cgroup (per
-/// container), when it is known.
-pub fn counter_attributes(snapshot: &Snapshot) -> Vec<KeyValue> {
-    snapshot
-        .victim_memcg
-        .iter()
-        .map(|(path, _)| KeyValue::new(names::MEMCG_PATH, path.clone()))
-        .collect()
 }
 
 /// The OTel mapping of one kill.
@@ -219,10 +208,6 @@ mod tests {
             "OOM killer chose pid 4242 (hog, anon-rss 63.0 MiB) in memory cgroup /jobs/42 \
              (limit 64.0 MiB); allocation by pid 4242 (hog)"
         );
-        assert_eq!(
-            counter_attributes(&snapshot()),
-            [KeyValue::new(names::MEMCG_PATH, "/jobs/42")]
-        );
     }
 
     #[test]
@@ -256,7 +241,6 @@ mod tests {
         ] {
             assert_eq!(attr(&event, key), None, "{key}");
         }
-        assert!(counter_attributes(&empty).is_empty());
         assert_eq!(
             event.body,
             "OOM killer chose pid 4242 (hog, anon-rss 63.0 MiB); allocation by pid 4242 (hog)"

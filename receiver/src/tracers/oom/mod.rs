@@ -97,10 +97,8 @@ impl EventTracer for Oom {
         Ok(move |raw: OomEvent| {
             let snapshot = snapshots.take(&raw);
             let event = decode::to_event(&raw, &snapshot, clock);
-            // One series per memory cgroup, named by its container and pod where it has one.
-            let mut attributes = decode::counter_attributes(&snapshot);
-            attributes.extend(attribution.metric_attributes(&event.owner));
-            kills.add(1, &attributes);
+            // One series per container (bounded), none per memory cgroup path (unbounded).
+            kills.add(1, &attribution.metric_attributes(&event.owner));
             event
         })
     }

@@ -56,9 +56,9 @@ impl Context {
                 ),
             ],
             // The idle task belongs to no container.
-            owner: Owner {
-                cgroup_id: (raw.pid != 0 && raw.cgroup_id != 0).then_some(raw.cgroup_id),
-                ..Owner::default()
+            owner: match raw.pid {
+                0 => Owner::default(),
+                _ => Owner::cgroup(raw.cgroup_id).with_task(raw.tid),
             },
             span: self.spans.then_some(delay),
         }
@@ -122,6 +122,7 @@ ffffffff81300000 T _raw_spin_unlock_irqrestore
         assert_eq!(event.name, names::SCHED_TICK_DELAY);
         assert_eq!(event.severity, Severity::Warn);
         assert_eq!(event.owner.cgroup_id, Some(4242));
+        assert_eq!(event.owner.tid, Some(101));
         assert_eq!(event.span, None);
         assert_eq!(
             expect_attr(&event, names::CPU_LOGICAL_NUMBER),
@@ -165,6 +166,7 @@ ffffffff81300000 T _raw_spin_unlock_irqrestore
         raw.stack.depth = 0;
         let event = context(false).to_event(&raw);
         assert_eq!(event.owner.cgroup_id, None);
+        assert_eq!(event.owner.tid, None);
         assert_eq!(attr(&event, names::KERNEL_STACK), Some(&AnyValue::from("")));
     }
 }

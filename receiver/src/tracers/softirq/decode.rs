@@ -36,7 +36,7 @@ pub fn to_event(raw: &SoftirqEvent, clock: BootClock, span: bool) -> Event {
             (net::THREAD_ID, AnyValue::Int(raw.tid.into())),
             (net::THREAD_NAME, comm.into()),
         ],
-        owner: Owner::cgroup(raw.cgroup_id),
+        owner: Owner::cgroup(raw.cgroup_id).with_task(raw.tid),
         span: span.then(|| Duration::from_nanos(raw.latency_ns)),
     }
 }
@@ -74,6 +74,7 @@ mod tests {
         assert_eq!(event.name, names::SOFTIRQ_DELAY);
         assert_eq!(event.severity, Severity::Warn);
         assert_eq!(event.owner.cgroup_id, Some(42));
+        assert_eq!(event.owner.tid, Some(701));
         assert_eq!(event.span, None);
         for (key, value) in [
             (names::CPU_LOGICAL_NUMBER, AnyValue::Int(1)),

@@ -192,7 +192,8 @@ pub fn to_event(report: &Report, snapshot: Snapshot, clock: BootClock, span: boo
         owner: Owner {
             cgroup_id: snapshot.cgroup_id.filter(|_| lockup.tid != 0),
             ..Owner::default()
-        },
+        }
+        .with_task(lockup.tid),
         span: span.then_some(duration),
     }
 }
