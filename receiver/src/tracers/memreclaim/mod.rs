@@ -132,6 +132,15 @@ impl EventTracer for Memreclaim {
         &config.tracers.memreclaim
     }
 
+    fn optional_hook_enabled(&self, config: &Config, hook: &TracepointHook) -> bool {
+        let config = &config.tracers.memreclaim;
+        if hook.category == abi::COMPACTION_CATEGORY {
+            config.compaction
+        } else {
+            config.kswapd
+        }
+    }
+
     fn register_metrics(&self, telemetry: &Telemetry) {
         self.durations.register(&telemetry.meter);
         let stalls = self.stalls.clone();
@@ -262,5 +271,30 @@ fn kswapd_reader(
             values.insert((node, KswapdStat::Wakeups), counts.wakeups);
         }
         Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_and_kswapd_hooks_follow_their_config_keys() {
+        let mut config = Config::default();
+        let tracer = Memreclaim::default();
+        assert!(OPTIONAL_HOOKS
+            .iter()
+            .all(|hook| tracer.optional_hook_enabled(&config, hook)));
+        config.tracers.memreclaim.compaction = false;
+        let enabled: Vec<_> = OPTIONAL_HOOKS
+            .iter()
+            .filter(|hook| tracer.optional_hook_enabled(&config, hook))
+            .map(|hook| hook.name)
+            .collect();
+        assert_eq!(enabled, ["mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"]);
+        config.tracers.memreclaim.kswapd = false;
+        assert!(!OPTIONAL_HOOKS
+            .iter()
+            .any(|hook| tracer.optional_hook_enabled(&config, hook)));
     }
 }
