@@ -12,9 +12,19 @@
  * from full; when it is, the stall goes unmeasured and is counted as
  * tracking_map_full.
  *
+ * Where the kernel has them (optional hooks), two more sources:
+ *  - compaction:mm_compaction_begin/_end, each compaction of a zone counted
+ *    in the `compact_us` histogram by who ran it (memreclaim.h). A task in
+ *    the allocator's direct compaction holds PF_MEMALLOC throughout, which
+ *    tells it apart from kcompactd and from a write to vm.compact_memory
+ *    without needing the tracepoints' arguments.
+ *  - vmscan:mm_vmscan_kswapd_wake/_sleep, kswapd's time awake per node in
+ *    the `kswapd` array.
+ * Compactions share `reclaim_start` with reclaims, under their own slot.
+ *
  * Two entry points per tracepoint: userspace tries tp_btf and falls back to
- * the classic tracepoint. Neither needs the tracepoints' arguments beyond
- * the pages reclaimed.
+ * the classic tracepoint. None needs the tracepoints' arguments beyond the
+ * pages reclaimed and the kswapd node.
  */
 
 #define HUATUO_EVENTS_BYTES (64 * 1024)
@@ -32,9 +42,18 @@ const volatile __u64 stall_threshold_ns = 900000000;
 
 HUATUO_BTF_EXPORT(struct memreclaim_event, memreclaim_event);
 
+HUATUO_BTF_EXPORT(struct memreclaim_kswapd, memreclaim_kswapd);
+
 _Static_assert(sizeof(struct memreclaim_event) == 72, "event layout");
 
-/* Tasks inside a reclaim: (tid << 1 | kind) -> bpf_ktime_get_ns() at the begin. */
+/* Slot of a compaction in `reclaim_start` keys, after the reclaim kinds. */
+#define TRACK_COMPACTION MEMRECLAIM_KINDS
+
+/* task_struct.flags bits (include/linux/sched.h, stable). */
+#define HUATUO_PF_MEMALLOC 0x00000800
+#define HUATUO_PF_KTHREAD 0x00200000
+
+/* Tasks inside a reclaim or compaction: (tid << 2 | slot) -> bpf_ktime_get_ns() at the begin. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -48,14 +67,24 @@ HUATUO_HIST_MAP(stall_us, MEMRECLAIM_KINDS);
 /* Per kind: stalls at or above the threshold, whether or not they became records. */
 HUATUO_PERCPU_ARRAY(stalls, __u64, MEMRECLAIM_KINDS);
 
-static __always_inline __u64 start_key(__u32 kind)
+/* Row = MEMRECLAIM_COMPACT_*; values in microseconds. */
+HUATUO_HIST_MAP(compact_us, MEMRECLAIM_COMPACT_KINDS);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MEMRECLAIM_MAX_NODES);
+	__type(key, __u32);
+	__type(value, struct memreclaim_kswapd);
+} kswapd SEC(".maps");
+
+static __always_inline __u64 start_key(__u32 slot)
 {
-	return (bpf_get_current_pid_tgid() & 0xffffffffULL) << 1 | kind;
+	return (bpf_get_current_pid_tgid() & 0xffffffffULL) << 2 | slot;
 }
 
-static __always_inline void on_begin(__u32 kind)
+static __always_inline void on_begin(__u32 slot)
 {
-	__u64 key = start_key(kind), now = bpf_ktime_get_ns();
+	__u64 key = start_key(slot), now = bpf_ktime_get_ns();
 
 	if (bpf_map_update_elem(&reclaim_start, &key, &now, BPF_ANY))
 		count_tracking_map_full();
@@ -87,18 +116,30 @@ static __always_inline void emit(__u32 kind, __u64 now, __u64 duration,
 	events_submit(e);
 }
 
-static __always_inline void on_end(__u32 kind, __u64 nr_reclaimed)
+/*
+ * Ends the current task's tracking in `slot`: its duration so far, with the
+ * time now; false when it began before the programs were attached, or found
+ * the map full.
+ */
+static __always_inline bool take_duration(__u32 slot, __u64 *now, __u64 *duration)
 {
-	__u64 key = start_key(kind), *start, now, duration;
-	__u64 *count;
+	__u64 key = start_key(slot), *start;
 
 	start = bpf_map_lookup_elem(&reclaim_start, &key);
-	/* Began before the programs were attached, or the map was full. */
 	if (!start)
-		return;
-	now = bpf_ktime_get_ns();
-	duration = now - *start;
+		return false;
+	*now = bpf_ktime_get_ns();
+	*duration = *now - *start;
 	bpf_map_delete_elem(&reclaim_start, &key);
+	return true;
+}
+
+static __always_inline void on_end(__u32 kind, __u64 nr_reclaimed)
+{
+	__u64 now, duration, *count;
+
+	if (!take_duration(kind, &now, &duration))
+		return;
 	huatuo_hist_add(&stall_us, kind, duration / 1000);
 	if (duration < stall_threshold_ns)
 		return;
@@ -162,5 +203,111 @@ SEC("tracepoint/vmscan/mm_vmscan_memcg_reclaim_end")
 int memcg_end_tp(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
 {
 	on_end(MEMRECLAIM_MEMCG, ctx->nr_reclaimed);
+	return 0;
+}
+
+static __always_inline __u32 compaction_kind(void)
+{
+	struct task_struct *current = (struct task_struct *)bpf_get_current_task();
+	__u32 flags = BPF_CORE_READ(current, flags);
+
+	/* Kernel threads allocate too: the allocation path comes first. */
+	if (flags & HUATUO_PF_MEMALLOC)
+		return MEMRECLAIM_COMPACT_DIRECT;
+	if (flags & HUATUO_PF_KTHREAD)
+		return MEMRECLAIM_COMPACT_KCOMPACTD;
+	return MEMRECLAIM_COMPACT_MANUAL;
+}
+
+static __always_inline void on_compaction_end(void)
+{
+	__u64 now, duration;
+
+	if (take_duration(TRACK_COMPACTION, &now, &duration))
+		huatuo_hist_add(&compact_us, compaction_kind(), duration / 1000);
+}
+
+SEC("tp_btf/mm_compaction_begin")
+int compaction_begin_btf(__u64 *ctx)
+{
+	on_begin(TRACK_COMPACTION);
+	return 0;
+}
+
+SEC("tracepoint/compaction/mm_compaction_begin")
+int compaction_begin_tp(void *ctx)
+{
+	on_begin(TRACK_COMPACTION);
+	return 0;
+}
+
+SEC("tp_btf/mm_compaction_end")
+int compaction_end_btf(__u64 *ctx)
+{
+	on_compaction_end();
+	return 0;
+}
+
+SEC("tracepoint/compaction/mm_compaction_end")
+int compaction_end_tp(void *ctx)
+{
+	on_compaction_end();
+	return 0;
+}
+
+static __always_inline void on_kswapd_wake(__u32 nid)
+{
+	struct memreclaim_kswapd *node = bpf_map_lookup_elem(&kswapd, &nid);
+
+	if (!node)
+		return;
+	node->wakeups++;
+	/* Further passes of the same run keep its start. */
+	if (!node->awake_since_ns)
+		node->awake_since_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline void on_kswapd_sleep(__u32 nid)
+{
+	struct memreclaim_kswapd *node = bpf_map_lookup_elem(&kswapd, &nid);
+	__u64 since;
+
+	if (!node)
+		return;
+	since = node->awake_since_ns;
+	/* Awake since before the programs were attached: that run is not measured. */
+	if (!since)
+		return;
+	/* A reader may copy the value between these two stores and see the
+	 * run twice or not at all; userspace keeps its total monotonic. */
+	node->awake_since_ns = 0;
+	node->awake_ns += bpf_ktime_get_ns() - since;
+}
+
+SEC("tp_btf/mm_vmscan_kswapd_wake")
+int kswapd_wake_btf(__u64 *ctx)
+{
+	on_kswapd_wake(ctx[0]);
+	return 0;
+}
+
+SEC("tracepoint/vmscan/mm_vmscan_kswapd_wake")
+int kswapd_wake_tp(struct trace_event_raw_mm_vmscan_kswapd_wake *ctx)
+{
+	on_kswapd_wake(ctx->nid);
+	return 0;
+}
+
+SEC("tp_btf/mm_vmscan_kswapd_sleep")
+int kswapd_sleep_btf(__u64 *ctx)
+{
+	on_kswapd_sleep(ctx[0]);
+	return 0;
+}
+
+SEC("tracepoint/vmscan/mm_vmscan_kswapd_sleep")
+int kswapd_sleep_tp(struct trace_event_raw_mm_vmscan_kswapd_sleep *ctx)
+{
+	on_kswapd_sleep(ctx->nid);
 	return 0;
 }

@@ -17,6 +17,26 @@
 
 #define MEMRECLAIM_COMM_LEN 16
 
+/* Rows of the `compact_us` histogram: who ran a compaction of a zone. */
+#define MEMRECLAIM_COMPACT_DIRECT 0    /* the page allocator, on the allocating task's time */
+#define MEMRECLAIM_COMPACT_KCOMPACTD 1 /* the background kcompactd thread, proactive included */
+#define MEMRECLAIM_COMPACT_MANUAL 2    /* a write to vm.compact_memory or a node's compact file */
+#define MEMRECLAIM_COMPACT_KINDS 3
+
+/* Rows of the `kswapd` array: NUMA nodes; further nodes are not counted. */
+#define MEMRECLAIM_MAX_NODES 64
+
+/*
+ * Value of the `kswapd` array, one per node, written only by that node's
+ * kswapd thread: a wake (vmscan:mm_vmscan_kswapd_wake) starts a run of
+ * balancing, the sleep that follows (vmscan:mm_vmscan_kswapd_sleep) ends it.
+ */
+struct memreclaim_kswapd {
+	__u64 awake_since_ns; /* bpf_ktime_get_ns() at the first wake of the current run; 0 asleep */
+	__u64 awake_ns;       /* total time of the runs that ended */
+	__u64 wakeups;        /* wakes: one per balancing pass, several per run under pressure */
+};
+
 /* Record in ring buffer `events`: one reclaim that stalled a task for at least the threshold. */
 struct memreclaim_event {
 	__u64 ts_ns;        /* bpf_ktime_get_ns() at the end: CLOCK_MONOTONIC */

@@ -9,18 +9,25 @@
 //! [`Kind`]; those at or above the threshold also in [`STALLS_MAP`] and as [`MemreclaimEvent`]
 //! records in [`crate::EVENTS_MAP`]. The C side is `ebpf/memreclaim/memreclaim.h`; tests check
 //! the mirrors against the object's BTF.
+//!
+//! [`OPTIONAL_HOOKS`], attached where the kernel has them: zone compactions
+//! (`compaction:mm_compaction_begin/_end`) counted in [`COMPACT_MAP`] by [`CompactionKind`], and
+//! kswapd's time awake per NUMA node (`vmscan:mm_vmscan_kswapd_wake/_sleep`) in [`KSWAPD_MAP`].
 
 use crate::c_str;
-use aya::maps::{MapData, MapError, PerCpuArray};
+use aya::maps::{Array, MapData, MapError, PerCpuArray};
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 
-/// Category of every tracepoint.
+/// Category of every tracepoint but the compaction ones.
 pub const TRACEPOINT_CATEGORY: &str = "vmscan";
+/// Category of the compaction tracepoints.
+pub const COMPACTION_CATEGORY: &str = "compaction";
 
-/// One tracepoint: its name (also the `tp_btf` name), its `tp_btf` program and its tracepoint
-/// program.
+/// One tracepoint: its category, its name (also the `tp_btf` name), its `tp_btf` program and its
+/// tracepoint program.
 pub struct Hook {
+    pub category: &'static str,
     pub tracepoint: &'static str,
     pub prog_btf: &'static str,
     pub prog_tracepoint: &'static str,
@@ -29,24 +36,57 @@ pub struct Hook {
 /// Every tracepoint the tracer needs.
 pub const HOOKS: [Hook; 4] = [
     Hook {
+        category: TRACEPOINT_CATEGORY,
         tracepoint: "mm_vmscan_direct_reclaim_begin",
         prog_btf: "direct_begin_btf",
         prog_tracepoint: "direct_begin_tp",
     },
     Hook {
+        category: TRACEPOINT_CATEGORY,
         tracepoint: "mm_vmscan_direct_reclaim_end",
         prog_btf: "direct_end_btf",
         prog_tracepoint: "direct_end_tp",
     },
     Hook {
+        category: TRACEPOINT_CATEGORY,
         tracepoint: "mm_vmscan_memcg_reclaim_begin",
         prog_btf: "memcg_begin_btf",
         prog_tracepoint: "memcg_begin_tp",
     },
     Hook {
+        category: TRACEPOINT_CATEGORY,
         tracepoint: "mm_vmscan_memcg_reclaim_end",
         prog_btf: "memcg_end_btf",
         prog_tracepoint: "memcg_end_tp",
+    },
+];
+
+/// The tracepoints of the compaction and kswapd counts: attached where the kernel has them
+/// (compaction needs `CONFIG_COMPACTION`).
+pub const OPTIONAL_HOOKS: [Hook; 4] = [
+    Hook {
+        category: COMPACTION_CATEGORY,
+        tracepoint: "mm_compaction_begin",
+        prog_btf: "compaction_begin_btf",
+        prog_tracepoint: "compaction_begin_tp",
+    },
+    Hook {
+        category: COMPACTION_CATEGORY,
+        tracepoint: "mm_compaction_end",
+        prog_btf: "compaction_end_btf",
+        prog_tracepoint: "compaction_end_tp",
+    },
+    Hook {
+        category: TRACEPOINT_CATEGORY,
+        tracepoint: "mm_vmscan_kswapd_wake",
+        prog_btf: "kswapd_wake_btf",
+        prog_tracepoint: "kswapd_wake_tp",
+    },
+    Hook {
+        category: TRACEPOINT_CATEGORY,
+        tracepoint: "mm_vmscan_kswapd_sleep",
+        prog_btf: "kswapd_sleep_btf",
+        prog_tracepoint: "kswapd_sleep_tp",
     },
 ];
 
@@ -56,8 +96,87 @@ pub const GLOBAL_STALL_THRESHOLD_NS: &str = "stall_threshold_ns";
 pub const STALL_MAP: &str = "stall_us";
 /// Per-CPU array of u64, one slot per [`Kind`]: stalls at or above the threshold.
 pub const STALLS_MAP: &str = "stalls";
-/// Hash map of the tasks inside a reclaim.
+/// Hash map of the tasks inside a reclaim or a compaction.
 pub const START_MAP: &str = "reclaim_start";
+/// Histogram map ([`crate::hist::Log2Hist`] rows), row = [`CompactionKind`], values in
+/// microseconds: one count per compaction of a zone.
+pub const COMPACT_MAP: &str = "compact_us";
+/// Array of [`KswapdNode`], index = NUMA node, [`MAX_NODES`] rows.
+pub const KSWAPD_MAP: &str = "kswapd";
+/// `MEMRECLAIM_MAX_NODES`: nodes above are not counted.
+pub const MAX_NODES: u32 = 64;
+
+/// `MEMRECLAIM_COMPACT_*`: who ran a compaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompactionKind {
+    /// The page allocator, on the allocating task's time (a stall).
+    Direct = 0,
+    /// The background kcompactd thread, proactive compaction included.
+    Kcompactd = 1,
+    /// A write to `vm.compact_memory` or to a node's `compact` file.
+    Manual = 2,
+}
+
+impl CompactionKind {
+    pub const ALL: [CompactionKind; 3] = [
+        CompactionKind::Direct,
+        CompactionKind::Kcompactd,
+        CompactionKind::Manual,
+    ];
+
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Self::ALL.get(raw as usize).copied()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CompactionKind::Direct => "direct",
+            CompactionKind::Kcompactd => "kcompactd",
+            CompactionKind::Manual => "manual",
+        }
+    }
+}
+
+/// One node's kswapd (`struct memreclaim_kswapd`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KswapdNode {
+    /// CLOCK_MONOTONIC nanoseconds at the first wake of the current run; 0 while asleep.
+    pub awake_since_ns: u64,
+    /// Total time of the runs that ended.
+    pub awake_ns: u64,
+    /// Wakes: one per balancing pass.
+    pub wakeups: u64,
+}
+
+// SAFETY: repr(C), integers only, no padding (checked against the C struct's BTF in tests).
+unsafe impl aya::Pod for KswapdNode {}
+
+impl KswapdNode {
+    /// Time awake up to `now_ns` (CLOCK_MONOTONIC), the current run included.
+    pub fn awake_ns_at(&self, now_ns: u64) -> u64 {
+        let current = if self.awake_since_ns == 0 {
+            0
+        } else {
+            now_ns.saturating_sub(self.awake_since_ns)
+        };
+        self.awake_ns + current
+    }
+}
+
+/// Nodes whose kswapd ever woke while the programs were attached, by node.
+pub fn read_kswapd<A: Borrow<MapData>>(
+    map: &Array<A, KswapdNode>,
+) -> Result<Vec<(u32, KswapdNode)>, MapError> {
+    let mut nodes = Vec::new();
+    for node in 0..MAX_NODES {
+        let value = map.get(&node, 0)?;
+        if value.wakeups != 0 {
+            nodes.push((node, value));
+        }
+    }
+    Ok(nodes)
+}
 
 /// `MEMRECLAIM_*`: which reclaim stalled the task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,6 +281,36 @@ mod tests {
     }
 
     #[test]
+    fn kswapd_node_matches_c_layout() {
+        let btf = Btf::from_object(crate::MEMRECLAIM).unwrap();
+        let rust = rust_layout!(
+            KswapdNode,
+            KswapdNode::default(),
+            [awake_since_ns, awake_ns, wakeups]
+        );
+        assert_same(
+            rust,
+            std::mem::size_of::<KswapdNode>(),
+            c_layout(&btf, "memreclaim_kswapd"),
+        );
+    }
+
+    #[test]
+    fn a_run_in_progress_counts_up_to_now() {
+        let asleep = KswapdNode {
+            awake_since_ns: 0,
+            awake_ns: 500,
+            wakeups: 3,
+        };
+        assert_eq!(asleep.awake_ns_at(10_000), 500);
+        let awake = KswapdNode {
+            awake_since_ns: 9_000,
+            ..asleep
+        };
+        assert_eq!(awake.awake_ns_at(10_000), 1_500);
+    }
+
+    #[test]
     fn histogram_matches_c_layout() {
         crate::hist::assert_layout_in(crate::MEMRECLAIM);
     }
@@ -171,8 +320,16 @@ mod tests {
         let btf = Btf::from_object(crate::MEMRECLAIM).unwrap();
         let names = HOOKS
             .iter()
+            .chain(&OPTIONAL_HOOKS)
             .flat_map(|h| [h.prog_btf, h.prog_tracepoint])
-            .chain([GLOBAL_STALL_THRESHOLD_NS, STALL_MAP, STALLS_MAP, START_MAP]);
+            .chain([
+                GLOBAL_STALL_THRESHOLD_NS,
+                STALL_MAP,
+                STALLS_MAP,
+                START_MAP,
+                COMPACT_MAP,
+                KSWAPD_MAP,
+            ]);
         for name in names {
             assert!(btf.has_type(name), "{name} missing from the object");
         }
@@ -183,5 +340,10 @@ mod tests {
         assert_eq!(Kind::from_raw(0), Some(Kind::Direct));
         assert_eq!(Kind::from_raw(1).map(Kind::name), Some("memcg"));
         assert_eq!(Kind::from_raw(2), None);
+        assert_eq!(
+            CompactionKind::from_raw(1).map(CompactionKind::name),
+            Some("kcompactd")
+        );
+        assert_eq!(CompactionKind::from_raw(3), None);
     }
 }

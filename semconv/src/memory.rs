@@ -1,5 +1,5 @@
-//! Memory: OOM kills (oom), reclaim stalls (memreclaim), memory cgroups, and the host's memory at
-//! the time.
+//! Memory: OOM kills (oom), reclaim stalls, compactions and kswapd (memreclaim), memory cgroups,
+//! and the host's memory at the time.
 
 names! {
     /// The OOM killer chose a task to kill (`oom:mark_victim`). `process.pid`, `thread.id` and `thread.name` describe the task whose allocation triggered it; `huatuo.oom.victim.*` the task killed.
@@ -74,4 +74,12 @@ names! {
     Metric MEMORY_RECLAIM_DURATION = "huatuo.memory.reclaim.duration", "histogram s";
     /// Reclaim stalls at or above `stall_threshold_ms`, by `huatuo.memory.reclaim.kind`, every one counted in the kernel whatever the event rate limit.
     Metric MEMORY_RECLAIM_STALLS = "huatuo.memory.reclaim.stalls", "counter {stall}";
+    /// Who ran a compaction: `direct` (the page allocator, on the allocating task's time: a stall), `kcompactd` (the background thread, proactive compaction included) or `manual` (a write to `vm.compact_memory` or a node's `compact` file).
+    Attribute MEMORY_COMPACTION_KIND = "huatuo.memory.compaction.kind", "string";
+    /// Duration of every compaction of a memory zone (`compaction:mm_compaction_begin/_end`), by `huatuo.memory.compaction.kind`, counted in the kernel in log2 buckets of microseconds; its count is the number of compactions. Absent where the kernel has no compaction tracepoints (no `CONFIG_COMPACTION`).
+    Metric MEMORY_COMPACTION_DURATION = "huatuo.memory.compaction.duration", "histogram s";
+    /// Time kswapd was awake balancing a NUMA node (`huatuo.numa.node`), from its wake (`vmscan:mm_vmscan_kswapd_wake`) to its sleep (`vmscan:mm_vmscan_kswapd_sleep`), the current run included; its short naps inside a run count as awake. Pages it reclaimed are `pgsteal_kswapd` in `/proc/vmstat`.
+    Metric MEMORY_KSWAPD_TIME = "huatuo.memory.kswapd.time", "counter s";
+    /// Wakes of kswapd per NUMA node (`huatuo.numa.node`): one per balancing pass.
+    Metric MEMORY_KSWAPD_WAKEUPS = "huatuo.memory.kswapd.wakeups", "counter {wakeup}";
 }

@@ -1,5 +1,6 @@
 //! Throwaway file-backed loop devices, and synchronous direct-IO reads on them: each read is one
-//! block request the kernel issues and completes while the caller waits.
+//! block request the kernel issues and completes while the caller waits. Also fsyncs of the
+//! device, each one a flush of its write cache.
 
 use anyhow::{bail, Context as _};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -62,6 +63,31 @@ impl LoopDevice {
     /// device): each one a block request, none served from the page cache.
     pub fn read_direct(&self, count: u64) -> anyhow::Result<()> {
         read_direct(&self.device, count)
+    }
+
+    /// Whether the kernel gave it a volatile write cache (`queue/write_cache` is `write back`),
+    /// which loop does when the backing file can be fsynced: only then is there anything to flush.
+    pub fn caches_writes(&self) -> anyhow::Result<bool> {
+        let file = format!("/sys/block/{}/queue/write_cache", self.name());
+        let mode = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+        Ok(mode.trim() == "write back")
+    }
+
+    /// `count` fsyncs of the device, each after writing one page: each makes the kernel issue a
+    /// flush request to the device (`blkdev_fsync` flushes even when nothing is dirty).
+    pub fn write_and_fsync(&self, count: u64) -> anyhow::Result<()> {
+        let device = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.device)
+            .with_context(|| format!("opening {} for writing", self.device.display()))?;
+        let page = [0xa5u8; READ_BYTES];
+        for i in 0..count {
+            device.write_all_at(&page, (i % 16) * READ_BYTES as u64)?;
+            device
+                .sync_all()
+                .with_context(|| format!("fsync of {}", self.device.display()))?;
+        }
+        Ok(())
     }
 }
 

@@ -1,8 +1,10 @@
 //! Host metric collectors end to end, through the agent binary and OTLP: values read from a
 //! captured fixture tree (`--procfs-prefix`), a failing collector next to healthy ones, and the
-//! real host's procfs read at the same moment as the agent. No BPF: the event tracers are off.
+//! real host's procfs read at the same moment as the agent, and the flushes of fsyncs on a loop
+//! device. No BPF: the event tracers are off.
 
-use huatuo_otel_tests::{AgentCommand, AgentProcess, OtlpReceiver, Received};
+use huatuo_otel_tests::loopdev::LoopDevice;
+use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, AgentProcess, OtlpReceiver, Received};
 use huatuo_semconv::{agent as agent_names, collector, net, system as names};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -290,6 +292,57 @@ async fn real_host_values_agree_with_procfs() {
         .unwrap();
     assert!(duration > 0.0 && duration < 1.0, "{duration} s");
     received.assert_names_registered();
+    agent.terminate(WAIT).await.unwrap();
+    receiver.stop().await;
+}
+
+const FSYNCS: u64 = 50;
+
+/// Each fsync of a disk with a write cache is one flush request that `/proc/diskstats` counts
+/// (Linux 5.5+): N fsyncs of a fresh loop device, N more `huatuo.disk.flushes` for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsyncs_of_a_loop_device_are_counted_as_flushes() {
+    // Root for losetup, not BPF.
+    if !require_root_and_bpf() {
+        return;
+    }
+    let disk = LoopDevice::create(16).unwrap();
+    let name = disk.name();
+    assert!(disk.caches_writes().unwrap(), "{name} has no write cache");
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut agent = AgentCommand::otlp_only(&receiver.grpc_endpoint())
+        .unwrap()
+        .only_tracers(&[])
+        // Loop devices are excluded by default; only this test's one here.
+        .env("HUATUO_COLLECTORS__DISKIO__EXCLUDE", "[]")
+        .env(
+            "HUATUO_COLLECTORS__DISKIO__INCLUDE",
+            format!("[\"^{name}$\"]"),
+        )
+        .spawn()
+        .unwrap();
+    let device = [(names::SYSTEM_DEVICE, name.as_str())];
+    let flushes = |r: &Received| r.latest_sum_i64(names::DISK_FLUSHES, &device);
+    // The device is reused from earlier loop devices, whose counts it keeps.
+    let before = receiver
+        .wait_for(WAIT, "the loop device's flush count", |r| {
+            flushes(r).is_some()
+        })
+        .await
+        .unwrap();
+    let before = flushes(&before).unwrap();
+    tokio::task::block_in_place(|| disk.write_and_fsync(FSYNCS)).unwrap();
+    let after = receiver
+        .wait_for(WAIT, "the fsyncs' flushes", |r| {
+            flushes(r).is_some_and(|n| n >= before + FSYNCS as i64)
+        })
+        .await
+        .unwrap();
+    eprintln!(
+        "{FSYNCS} fsyncs: {name} flushes {before} -> {:?}",
+        flushes(&after)
+    );
+    after.assert_names_registered();
     agent.terminate(WAIT).await.unwrap();
     receiver.stop().await;
 }

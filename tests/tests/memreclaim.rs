@@ -5,6 +5,11 @@
 //! process). With the threshold at 0 every reclaim is a stall, so the agent must export
 //! `huatuo.memory.reclaim.stall` events of kind `memcg` for that process and its memory cgroup,
 //! count them in the `memcg` series of the histogram and of the stall counter.
+//!
+//! Then the test compacts memory through `vm.compact_memory`, which this process runs itself:
+//! the compaction histogram must count `manual` compactions. kswapd is not woken (only host-wide
+//! memory pressure would wake it, too risky on a shared machine); its series, when the host woke
+//! it anyway, must only use registered names.
 
 use huatuo_otel_tests::memcg::MemoryCgroup;
 use huatuo_otel_tests::{require_root_and_bpf, AgentCommand, OtlpReceiver};
@@ -99,6 +104,20 @@ async fn memcg_reclaim_stalls_arrive_over_otlp() {
         received.span_names().contains(memory::MEMORY_RECLAIM_STALL),
         "{}",
         received.summary()
+    );
+
+    std::fs::write("/proc/sys/vm/compact_memory", "1").unwrap();
+    let manual = [(memory::MEMORY_COMPACTION_KIND, "manual")];
+    let received = receiver
+        .wait_for(WAIT, "the manual compactions in the histogram", |r| {
+            r.histogram_count(memory::MEMORY_COMPACTION_DURATION, &manual) > Some(0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", agent.stderr()));
+    eprintln!(
+        "{:?} manual zone compactions; kswapd awake {} s",
+        received.histogram_count(memory::MEMORY_COMPACTION_DURATION, &manual),
+        received.latest_total(memory::MEMORY_KSWAPD_TIME, &[])
     );
     received.assert_names_registered();
 

@@ -2,7 +2,8 @@ use super::RingBufferKib;
 use serde::{Deserialize, Serialize};
 
 /// Tasks stalled in direct or memory cgroup reclaim: a histogram of every stall, and an event for
-/// each stall over the threshold.
+/// each stall over the threshold. Also zone compactions and kswapd, where the kernel has their
+/// tracepoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemreclaimConfig {
@@ -17,6 +18,10 @@ pub struct MemreclaimConfig {
     pub ring_buffer_kib: RingBufferKib,
     /// Wait before restarting the tracer after a failure.
     pub restart_backoff_secs: u64,
+    /// Count zone compactions (`compaction:mm_compaction_begin/_end`) by who ran them.
+    pub compaction: bool,
+    /// Count kswapd's time awake and wakes per NUMA node (`vmscan:mm_vmscan_kswapd_wake/_sleep`).
+    pub kswapd: bool,
 }
 
 impl Default for MemreclaimConfig {
@@ -28,6 +33,8 @@ impl Default for MemreclaimConfig {
             max_events_per_second: 20,
             ring_buffer_kib: RingBufferKib(64),
             restart_backoff_secs: 10,
+            compaction: true,
+            kswapd: true,
         }
     }
 }

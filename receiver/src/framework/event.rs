@@ -37,6 +37,11 @@ pub trait EventTracer: Send + Sync + Sized + 'static {
         OptionalHooks::probe::<Self>(kernel).map(drop)
     }
 
+    /// Whether the configuration wants optional hook `hook` attached where the kernel has it.
+    fn optional_hook_enabled(&self, _config: &Config, _hook: &TracepointHook) -> bool {
+        true
+    }
+
     /// See [`super::Tracer::probe_detail`]: which optional hooks the kernel has.
     fn probe_detail(&self, kernel: &KernelEnv) -> String {
         OptionalHooks::probe::<Self>(kernel)
@@ -86,12 +91,21 @@ pub async fn run_event_tracer<T: EventTracer>(
     log_attached: impl FnOnce(&str),
 ) -> Result<(), RunError> {
     let optional = OptionalHooks::probe::<T>(&ctx.kernel).map_err(RunError::Unsupported)?;
+    let (wanted, off): (Vec<_>, Vec<_>) = optional
+        .present
+        .iter()
+        .partition(|hook| tracer.optional_hook_enabled(&ctx.config, hook));
     let (mut attached, loading) =
-        load_and_attach(&ctx, T::HOOKS, &optional.present, || tracer.load(&ctx)).await?;
+        load_and_attach(&ctx, T::HOOKS, &wanted, || tracer.load(&ctx)).await?;
     if !optional.absent.is_empty() {
         attached
             .modes
             .push_str(&format!("; absent: {}", names_of(&optional.absent)));
+    }
+    if !off.is_empty() {
+        attached
+            .modes
+            .push_str(&format!("; off by configuration: {}", names_of(&off)));
     }
     let ebpf = &mut attached.ebpf;
     let started = take_map(ebpf, huatuo_ebpf::EVENTS_MAP)

@@ -1,4 +1,5 @@
-//! Cost of the softirq, memreclaim and tcp_retransmit tracers under workloads that fire them:
+//! Cost of the softirq, memreclaim (reclaims, then compactions) and tcp_retransmit tracers under
+//! workloads that fire them:
 //! kernel ns per program run (`kernel.bpf_stats_enabled` on for the run, restored after) and, for
 //! softirq, the agent CPU time spent folding the in-kernel histogram into the exported one. Prints
 //! a Markdown table. Run it through `scripts/bench-tracers [ROUND_TRIPS]` (release build, root).
@@ -20,6 +21,9 @@ const LOSSY_CONNECTIONS: usize = 100;
 const RETRANSMIT_WORKLOAD: Duration = Duration::from_secs(10);
 const NET_RX: [(&str, &str); 1] = [(sched::SOFTIRQ_VECTOR, "NET_RX")];
 const MEMCG: [(&str, &str); 1] = [(memory::MEMORY_RECLAIM_KIND, "memcg")];
+const MANUAL: [(&str, &str); 1] = [(memory::MEMORY_COMPACTION_KIND, "manual")];
+/// Writes to `vm.compact_memory`: each compacts every populated zone.
+const COMPACTIONS: usize = 20;
 
 /// The agent with only `tracer` running, once it has attached and exported metrics once.
 async fn agent_with(receiver: &OtlpReceiver, tracer: &str) -> anyhow::Result<AgentProcess> {
@@ -134,6 +138,22 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
+    let compaction = measure(
+        &receiver,
+        &agent,
+        &["compaction_"],
+        |r| {
+            r.histogram_count(memory::MEMORY_COMPACTION_DURATION, &MANUAL)
+                .unwrap_or(0)
+        },
+        || {
+            for _ in 0..COMPACTIONS {
+                std::fs::write("/proc/sys/vm/compact_memory", "1")?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
     agent.terminate(WAIT).await?;
     receiver.stop().await;
 
@@ -195,6 +215,18 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| memreclaim: kernel ns per program run | {:.1} |",
         memreclaim.kernel.ns_per_run()
+    );
+    println!(
+        "| memreclaim: zone compactions ({COMPACTIONS} writes to vm.compact_memory) | {} |",
+        compaction.observations
+    );
+    println!(
+        "| memreclaim: compaction program runs (begin + end, bpf_stats on) | {} |",
+        compaction.kernel.runs
+    );
+    println!(
+        "| memreclaim: kernel ns per compaction program run | {:.1} |",
+        compaction.kernel.ns_per_run()
     );
     println!(
         "| tcp_retransmit: retransmits counted ({LOSSY_CONNECTIONS} lossy connections, {} s) | {} |",

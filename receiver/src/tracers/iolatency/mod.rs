@@ -2,11 +2,16 @@
 //! queue-to-completion (q2c) and issue-to-completion (d2c) time (`block:block_rq_insert`,
 //! `block:block_rq_issue`, `block:block_rq_complete`) and folded into
 //! `huatuo.disk.request.latency` every metric interval.
+//!
+//! Queue freezes (HuaTuo's `blkdisk_freeze`) are not counted: no tracepoint marks them, and
+//! `blk_mq_freeze_queue` is reachable only by kprobe; `probe` says so. Cache flushes need no
+//! BPF: the diskio collector reads them from `/proc/diskstats` (`huatuo.disk.flushes`).
 
 use crate::framework::{
     metrics_tracer, take_map, KernelHistogram, MetricsTracer, RunError, TracepointHook,
     TracerContext,
 };
+use crate::kernel::KernelEnv;
 use anyhow::Context as _;
 use aya::maps::PerCpuHashMap;
 use aya::Ebpf;
@@ -31,6 +36,10 @@ const SLOTS: usize = 25;
 const _: () = assert!(SLOTS <= HIST_SLOTS);
 
 const DESCRIPTION: &str = "Block request latency, by disk and stage (q2c: queued to completed, d2c: issued to the driver to completed)";
+
+/// What `probe` adds: the HuaTuo disk metric this tracer cannot offer, and why.
+const FREEZE_UNSUPPORTED: &str = "queue freezes not counted: no tracepoint marks a queue freeze \
+     (blk_mq_freeze_queue is reachable only by kprobe); flushes: diskio collector (Linux 5.5+)";
 
 pub struct Iolatency {
     q2c: Arc<KernelHistogram>,
@@ -93,6 +102,10 @@ impl MetricsTracer for Iolatency {
 
     fn section(config: &Config) -> &IolatencyConfig {
         &config.tracers.iolatency
+    }
+
+    fn probe_detail(&self, _kernel: &KernelEnv) -> String {
+        FREEZE_UNSUPPORTED.to_owned()
     }
 
     fn register_metrics(&self, telemetry: &crate::telemetry::Telemetry) {

@@ -6,6 +6,11 @@
 //! the threshold is also counted in `huatuo.memory.reclaim.stalls` and becomes a log event (and a
 //! span with `spans`) with the task, its cgroup and its memory cgroup, at most
 //! `max_events_per_second`, the rest counted as `rate_limited`.
+//!
+//! Where the kernel has their tracepoints (optional hooks, shown by `probe`), the same object
+//! also counts each compaction of a memory zone in the `huatuo.memory.compaction.duration`
+//! histogram by who ran it (`compaction:mm_compaction_begin/_end`), and kswapd's time awake and
+//! wakes per NUMA node (`vmscan:mm_vmscan_kswapd_wake/_sleep`).
 
 mod decode;
 
@@ -18,12 +23,13 @@ use crate::kernel::BootClock;
 use crate::telemetry::{Event, Telemetry};
 use crate::tracers::oom::MemoryHierarchy;
 use anyhow::Context as _;
-use aya::maps::PerCpuArray;
+use aya::maps::{Array, PerCpuArray};
 use aya::{Ebpf, EbpfLoader};
 use huatuo_config::{Config, MemreclaimConfig};
-use huatuo_ebpf::memreclaim::{self as abi, Kind, MemreclaimEvent};
+use huatuo_ebpf::memreclaim::{self as abi, CompactionKind, Kind, MemreclaimEvent};
 use huatuo_semconv::memory as names;
 use opentelemetry::KeyValue;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +50,7 @@ const fn hook(hook: &'static abi::Hook) -> TracepointHook {
         prog_btf: hook.prog_btf,
         tp_btf_name: hook.tracepoint,
         prog_tracepoint: hook.prog_tracepoint,
-        category: abi::TRACEPOINT_CATEGORY,
+        category: hook.category,
         name: hook.tracepoint,
     }
 }
@@ -57,13 +63,37 @@ const HOOKS: &[TracepointHook] = &[
     hook(&abi::HOOKS[3]),
 ];
 
+/// Compactions and kswapd: counted where the kernel has them, the reclaim stalls measured
+/// either way.
+const OPTIONAL_HOOKS: &[TracepointHook] = &[
+    hook(&abi::OPTIONAL_HOOKS[0]),
+    hook(&abi::OPTIONAL_HOOKS[1]),
+    hook(&abi::OPTIONAL_HOOKS[2]),
+    hook(&abi::OPTIONAL_HOOKS[3]),
+];
+
+/// What is counted per node about kswapd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum KswapdStat {
+    AwakeNs,
+    Wakeups,
+}
+
 fn kind_attributes(kind: Kind) -> Vec<KeyValue> {
     vec![KeyValue::new(names::MEMORY_RECLAIM_KIND, kind.name())]
+}
+
+fn compaction_attributes(row: u32) -> Vec<KeyValue> {
+    CompactionKind::from_raw(row)
+        .map(|kind| vec![KeyValue::new(names::MEMORY_COMPACTION_KIND, kind.name())])
+        .unwrap_or_default()
 }
 
 pub struct Memreclaim {
     durations: Arc<KernelHistogram>,
     stalls: Arc<KernelCounters<Kind>>,
+    compactions: Arc<KernelHistogram>,
+    kswapd: Arc<KernelCounters<(u32, KswapdStat)>>,
 }
 
 impl Default for Memreclaim {
@@ -77,6 +107,14 @@ impl Default for Memreclaim {
                 |row| Kind::from_raw(row).map(kind_attributes).unwrap_or_default(),
             ),
             stalls: Arc::default(),
+            compactions: KernelHistogram::new(
+                names::MEMORY_COMPACTION_DURATION,
+                "Time compactions of a memory zone took, by who ran them, counted in the kernel",
+                "us",
+                HISTOGRAM_SLOTS,
+                compaction_attributes,
+            ),
+            kswapd: Arc::default(),
         }
     }
 }
@@ -86,11 +124,21 @@ event_tracer!(Memreclaim);
 impl EventTracer for Memreclaim {
     const NAME: &'static str = NAME;
     const HOOKS: &'static [TracepointHook] = HOOKS;
+    const OPTIONAL_HOOKS: &'static [TracepointHook] = OPTIONAL_HOOKS;
     type Section = MemreclaimConfig;
     type Record = MemreclaimEvent;
 
     fn section(config: &Config) -> &MemreclaimConfig {
         &config.tracers.memreclaim
+    }
+
+    fn optional_hook_enabled(&self, config: &Config, hook: &TracepointHook) -> bool {
+        let config = &config.tracers.memreclaim;
+        if hook.category == abi::COMPACTION_CATEGORY {
+            config.compaction
+        } else {
+            config.kswapd
+        }
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
@@ -106,6 +154,35 @@ impl EventTracer for Memreclaim {
             .with_callback(move |observer| {
                 for (kind, count) in stalls.snapshot() {
                     observer.observe(count, &kind_attributes(kind));
+                }
+            })
+            .build();
+        self.compactions.register(&telemetry.meter);
+        let kswapd = self.kswapd.clone();
+        telemetry
+            .meter
+            .f64_observable_counter(names::MEMORY_KSWAPD_TIME)
+            .with_description("Time kswapd was awake balancing the node, the current run included")
+            .with_unit("s")
+            .with_callback(move |observer| {
+                for ((node, stat), ns) in kswapd.snapshot() {
+                    if stat == KswapdStat::AwakeNs {
+                        observer.observe(ns as f64 / 1e9, &node_attributes(node));
+                    }
+                }
+            })
+            .build();
+        let kswapd = self.kswapd.clone();
+        telemetry
+            .meter
+            .u64_observable_counter(names::MEMORY_KSWAPD_WAKEUPS)
+            .with_description("Wakes of kswapd for the node, one per balancing pass")
+            .with_unit("{wakeup}")
+            .with_callback(move |observer| {
+                for ((node, stat), count) in kswapd.snapshot() {
+                    if stat == KswapdStat::Wakeups {
+                        observer.observe(count, &node_attributes(node));
+                    }
                 }
             })
             .build();
@@ -136,6 +213,12 @@ impl EventTracer for Memreclaim {
             .attach(histogram, rows, false, FOLD_EVERY, ctx.cancel.clone());
         let stalls = PerCpuArray::try_from(take_map(ebpf, abi::STALLS_MAP)?)?;
         self.stalls.attach(move || Ok(abi::read_stalls(&stalls)?));
+        let compactions = PerCpuArray::try_from(take_map(ebpf, abi::COMPACT_MAP)?)?;
+        let rows = CompactionKind::ALL.len() as u32;
+        self.compactions
+            .attach(compactions, rows, false, FOLD_EVERY, ctx.cancel.clone());
+        let kswapd = Array::try_from(take_map(ebpf, abi::KSWAPD_MAP)?)?;
+        self.kswapd.attach(kswapd_reader(kswapd));
 
         let hierarchy = MemoryHierarchy::detect();
         if hierarchy.is_none() {
@@ -159,5 +242,59 @@ impl EventTracer for Memreclaim {
     fn stop(&self) {
         self.durations.detach();
         self.stalls.detach();
+        self.compactions.detach();
+        self.kswapd.detach();
+    }
+}
+
+fn node_attributes(node: u32) -> [KeyValue; 1] {
+    [KeyValue::new(
+        huatuo_semconv::system::NUMA_NODE,
+        i64::from(node),
+    )]
+}
+
+/// Reads each node's kswapd counts, the run in progress included in its time awake. That
+/// reading can race with the run's end (seen twice for a moment, or not at all), so each node's
+/// time never goes below what was last returned.
+fn kswapd_reader(
+    map: Array<aya::maps::MapData, abi::KswapdNode>,
+) -> impl FnMut() -> anyhow::Result<HashMap<(u32, KswapdStat), u64>> + Send + 'static {
+    let mut last_awake: HashMap<u32, u64> = HashMap::new();
+    move || {
+        let now = u64::try_from(huatuo_ebpf::clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+        let mut values = HashMap::new();
+        for (node, counts) in abi::read_kswapd(&map)? {
+            let last = last_awake.entry(node).or_default();
+            *last = (*last).max(counts.awake_ns_at(now));
+            values.insert((node, KswapdStat::AwakeNs), *last);
+            values.insert((node, KswapdStat::Wakeups), counts.wakeups);
+        }
+        Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_and_kswapd_hooks_follow_their_config_keys() {
+        let mut config = Config::default();
+        let tracer = Memreclaim::default();
+        assert!(OPTIONAL_HOOKS
+            .iter()
+            .all(|hook| tracer.optional_hook_enabled(&config, hook)));
+        config.tracers.memreclaim.compaction = false;
+        let enabled: Vec<_> = OPTIONAL_HOOKS
+            .iter()
+            .filter(|hook| tracer.optional_hook_enabled(&config, hook))
+            .map(|hook| hook.name)
+            .collect();
+        assert_eq!(enabled, ["mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"]);
+        config.tracers.memreclaim.kswapd = false;
+        assert!(!OPTIONAL_HOOKS
+            .iter()
+            .any(|hook| tracer.optional_hook_enabled(&config, hook)));
     }
 }
