@@ -5,7 +5,7 @@
 use crate::attribution::unified_root;
 use crate::attribution::Owner;
 use crate::container::parse_cgroup_path;
-use crate::framework::{autotracer, Autotracer, Capture, Trigger};
+use crate::framework::{autotracer, Autotracer, Capture, Captures, Trigger};
 use crate::procfs::{BlockedDump, BlockedTask, Procfs};
 use crate::telemetry::{Event, Telemetry};
 use huatuo_config::{Config, DloadConfig};
@@ -29,6 +29,7 @@ pub struct Dload {
     procfs: Procfs,
     /// Latest load per target, for the gauge.
     loads: Arc<Mutex<HashMap<Target, f64>>>,
+    captures: Captures,
 }
 
 autotracer!(Dload);
@@ -53,6 +54,10 @@ impl Autotracer for Dload {
 
     fn section(config: &Config) -> &DloadConfig {
         &config.tracers.dload
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
@@ -234,6 +239,7 @@ mod tests {
         let tracer = Dload {
             procfs: Procfs::at(dir.path()),
             loads: Arc::default(),
+            captures: Captures::default(),
         };
         let config = DloadConfig {
             interval_secs: 1,
