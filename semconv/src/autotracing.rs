@@ -31,7 +31,7 @@ names! {
     /// Rank of the process in the capture, 1 = largest.
     Attribute RANK = "huatuo.autotracing.rank", "int";
     /// Host anonymous memory now divided by its value at the oldest sample of the window.
-    Metric ANON_GROWTH = "huatuo.memburst.growth", "gauge {ratio}";
+    Metric ANON_GROWTH = "huatuo.memburst.growth", "gauge 1";
 
     /// dload capture: tasks in state D (uninterruptible) made a container's or the host's D-state load average exceed the threshold; the span lasts while their stacks are read.
     Span DLOAD_CAPTURE = "huatuo.dload.capture", "span";
