@@ -20,6 +20,48 @@ fn default_toml_loads_into_the_defaults() {
     assert_eq!(loaded, Config::default());
 }
 
+/// Dotted paths of every key in `value`, tables descended into (arrays and their tables are
+/// leaves: the file documents a list by one example value).
+fn key_paths(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+    if let toml::Value::Table(table) = value {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            key_paths(&path, value, out);
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn default_toml_documents_every_key() {
+    // Loading the file to the defaults says nothing about keys it leaves out; the file is the
+    // documentation of the settings, so every key the defaults have must be in it.
+    let mut defaults = Vec::new();
+    key_paths(
+        "",
+        &toml::Value::try_from(Config::default()).unwrap(),
+        &mut defaults,
+    );
+    let mut documented = Vec::new();
+    key_paths(
+        "",
+        &DEFAULT_TOML.parse::<toml::Value>().unwrap(),
+        &mut documented,
+    );
+    let missing: Vec<_> = defaults
+        .iter()
+        .filter(|k| !documented.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing from huatuo-otel.default.toml: {missing:?}"
+    );
+}
+
 #[test]
 fn layers_apply_in_order_file_env_cli() {
     Jail::expect_with(|jail| {

@@ -34,7 +34,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Address of the tick's hrtimer function; set by userspace before load. */
 const volatile __u64 tick_handler = 0;
-/* Delays at least this long are reported; set by userspace before load. */
+/*
+ * Delays at least this long are reported; set by userspace before load to
+ * the configured tick-interval threshold less one tick period.
+ */
 const volatile __u64 threshold_ns = 10 * 1000 * 1000;
 
 /* Late ticks, per CPU (one slot: the per-CPU values are the breakdown). */

@@ -218,6 +218,26 @@ fn numeric_entries(dir: &Path) -> Vec<(PathBuf, u32)> {
     out
 }
 
+/// How many of `tasks` sleep in each kernel function (their `wchan`), one `function count` line
+/// per function, most common first. A task that left state D meanwhile has no wchan (`0`) and,
+/// like one whose file cannot be read, counts as `?`.
+pub fn wait_reasons(tasks: &[BlockedTask]) -> String {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for task in tasks {
+        let wchan = read_trimmed(&task.dir.join("wchan"))
+            .filter(|w| !w.is_empty() && w != "0")
+            .unwrap_or_else(|| "?".to_owned());
+        *counts.entry(wchan).or_default() += 1;
+    }
+    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    counts
+        .iter()
+        .map(|(wchan, n)| format!("{wchan} {n}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn read_trimmed(path: &Path) -> Option<String> {
     Some(fs::read_to_string(path).ok()?.trim().to_owned())
 }
@@ -256,6 +276,13 @@ mod tests {
             let stat = format!("{tid} ({comm}) {state} 1 {pid} 0 0\n");
             fs::write(task.join("stat"), stat).unwrap();
             fs::write(task.join("stack"), stack).unwrap();
+            // The first frame is where the task sleeps, as the kernel's wchan would say.
+            let wchan = stack
+                .lines()
+                .next()
+                .and_then(|l| l.split_once("] "))
+                .and_then(|(_, frame)| frame.split('+').next());
+            fs::write(task.join("wchan"), wchan.unwrap_or("0")).unwrap();
             // What /proc/<tid> shows for any thread, leader or not.
             let by_tid = dir.path().join(tid.to_string());
             fs::create_dir_all(&by_tid).unwrap();
@@ -308,6 +335,32 @@ mod tests {
              down_write+0x5b/0x60\nfuse_cache_write_iter+0x5c/0x2a0\n\n\
              1 task: 20 (sync) D x)\nwb_wait_for_completion+0x1/0x2"
         );
+    }
+
+    #[test]
+    fn counts_wait_reasons_most_common_first() {
+        let (dir, procfs) = fake(&[
+            (
+                20,
+                20,
+                "sync",
+                'D',
+                "[<0>] wb_wait_for_completion+0x1/0x2\n",
+            ),
+            (10, 10, "dd", 'D', WRITER_STACK),
+            (10, 12, "dd worker", 'D', WRITER_STACK),
+            (30, 30, "gone", 'D', ""),
+        ]);
+        let tasks = procfs.tasks_in_d_state();
+        assert_eq!(tasks.len(), 4);
+        assert_eq!(
+            wait_reasons(&tasks),
+            "rwsem_down_write_slowpath 2\n? 1\nwb_wait_for_completion 1"
+        );
+        // An exited task's files are gone.
+        fs::remove_dir_all(dir.path().join("20")).unwrap();
+        assert_eq!(wait_reasons(&tasks), "? 2\nrwsem_down_write_slowpath 2");
+        assert_eq!(wait_reasons(&[]), "");
     }
 
     #[test]

@@ -31,7 +31,7 @@ names! {
     /// Rank of the process in the capture, 1 = largest.
     Attribute RANK = "huatuo.autotracing.rank", "int";
     /// Host anonymous memory now divided by its value at the oldest sample of the window.
-    Metric ANON_GROWTH = "huatuo.memburst.growth", "gauge {ratio}";
+    Metric ANON_GROWTH = "huatuo.memburst.growth", "gauge 1";
 
     /// dload capture: tasks in state D (uninterruptible) made a container's or the host's D-state load average exceed the threshold; the span lasts while their stacks are read.
     Span DLOAD_CAPTURE = "huatuo.dload.capture", "span";
@@ -47,6 +47,8 @@ names! {
     Attribute DLOAD_STACK_TEXT = "huatuo.dload.stacks", "string";
     /// Tasks in state D whose stacks are not in the capture (beyond `max_stacks`, beyond 64 KiB, or exited).
     Attribute DLOAD_OMITTED = "huatuo.dload.omitted", "int";
+    /// What the D-state tasks of a dload capture wait in: per kernel function the task sleeps in (`/proc/<tid>/wchan`), a line `function count`, most common first; `?` for tasks that left state D or whose wchan is hidden. Covers the same tasks as the stacks (at most `max_stacks`).
+    Attribute DLOAD_WAIT_REASONS = "huatuo.dload.wait_reasons", "string";
     /// D-state load average by container (`container.id`; absent for the host).
     Metric DLOAD_LOAD = "huatuo.dload.load1", "gauge {task}";
 

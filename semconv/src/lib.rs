@@ -75,6 +75,14 @@ pub fn is_registered(name: &str, kind: Kind) -> bool {
     registry().any(|n| n.name == name && n.kind == kind)
 }
 
+/// The UCUM unit `name` is registered with, when it is a registered metric.
+pub fn metric_unit(name: &str) -> Option<&'static str> {
+    registry()
+        .find(|n| n.name == name && n.kind == Kind::Metric)
+        .and_then(|n| n.shape.split_once(' '))
+        .map(|(_, unit)| unit)
+}
+
 /// The Markdown reference committed as `semconv/REFERENCE.md`.
 pub fn reference_markdown() -> String {
     let mut names: Vec<&Name> = registry().collect();
@@ -111,6 +119,20 @@ pub fn reference_markdown() -> String {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn every_metric_is_registered_with_an_instrument_and_a_unit() {
+        for n in registry().filter(|n| n.kind == Kind::Metric) {
+            let unit = metric_unit(n.name).unwrap_or_default();
+            assert!(
+                !unit.is_empty() && !unit.contains(' '),
+                "metric {} has shape {:?}, not \"<instrument> <unit>\"",
+                n.name,
+                n.shape
+            );
+        }
+        assert_eq!(metric_unit("huatuo.memburst.growth"), Some("1"));
+    }
 
     #[test]
     fn names_are_unique_per_kind() {

@@ -23,15 +23,17 @@ names! {
     Attribute BLOCKED_DUMPS_SKIPPED = "huatuo.hung_task.blocked.skipped_reports", "int";
     /// Hung-task reports, every one counted in the kernel (a task blocked for long is reported again at each check).
     Metric HUNG_TASKS = "huatuo.hung_tasks", "counter {report}";
-    /// A CPU ran its scheduler tick at least `huatuo.sched_tick.threshold` after the tick was due: it could not take its timer interrupt (interrupts disabled, a long hard-irq handler, a stalled vCPU). `cpu.logical_number` is the CPU; `thread.id`, `process.pid`, `thread.name` the task the late tick interrupted (pid 0: idle); `huatuo.kernel.stack` where it was.
+    /// A CPU ran its scheduler tick so late that the interval since the previous tick was due (`huatuo.sched_tick.interval`: the tick period plus the delay) reached `huatuo.sched_tick.threshold`, HuaTuo's tick-interval threshold: it could not take its timer interrupt (interrupts disabled, a long hard-irq handler, a stalled vCPU). `cpu.logical_number` is the CPU; `thread.id`, `process.pid`, `thread.name` the task the late tick interrupted (pid 0: idle); `huatuo.kernel.stack` where it was.
     Event SCHED_TICK_DELAY = "huatuo.sched_tick.delay", "event";
     /// How long after it was due the scheduler tick ran, in seconds.
     Attribute SCHED_TICK_DELAY_DURATION = "huatuo.sched_tick.delay.duration", "double";
-    /// The tracer's threshold (`threshold_us`) when the event was reported, in seconds.
+    /// Time from the previous tick's due time to this tick, in seconds: the tick period (1/CONFIG_HZ) plus `huatuo.sched_tick.delay.duration`; the interval between two ticks when the previous one was on time (HuaTuo's `tick_interval`).
+    Attribute SCHED_TICK_INTERVAL = "huatuo.sched_tick.interval", "double";
+    /// The tracer's threshold on `huatuo.sched_tick.interval` (`threshold_us`) when the event was reported, in seconds.
     Attribute SCHED_TICK_THRESHOLD = "huatuo.sched_tick.threshold", "double";
     /// Kernel stack captured in the kernel at the event, bounded in depth (64 frames), one `symbol+0xoffset` frame per line (symbols from `/proc/kallsyms`), innermost first. For a late tick it runs from the tick handler through the timer interrupt into the code the interrupt preempted.
     Attribute KERNEL_STACK = "huatuo.kernel.stack", "string";
-    /// Scheduler ticks that ran at least the threshold late, by CPU (`cpu.logical_number`), counted in the kernel (every one, including those the rate limit kept from becoming events).
+    /// Scheduler ticks whose interval reached the threshold, by CPU (`cpu.logical_number`), counted in the kernel (every one, including those the rate limit kept from becoming events).
     Metric SCHED_TICK_LATE_TICKS = "huatuo.sched_tick.late_ticks", "counter {tick}";
     /// The kernel's soft-lockup watchdog reported a CPU that ran kernel code without scheduling for longer than twice `kernel.watchdog_thresh` (read from the kernel's own log records, never from lines written to `/dev/kmsg` from user space). `cpu.logical_number` is the CPU; `thread.id`, `thread.name` and `process.pid` describe the task that was running on it.
     Event SOFT_LOCKUP = "huatuo.soft_lockup", "event";

@@ -9,7 +9,7 @@ names! {
     Metric SYSTEM_CPU_TIME = "system.cpu.time", "counter s";
     /// Share of CPU time spent in each mode since the previous collection, all CPUs together (0 to 1).
     Metric SYSTEM_CPU_UTILIZATION = "system.cpu.utilization", "gauge 1";
-    /// Task state counted by `huatuo.cpu.tasks`: `runnable` (running or waiting for a CPU, `procs_running`) or `io_blocked` (waiting for IO, `procs_blocked`).
+    /// Task state counted by `huatuo.cpu.tasks`: `runnable` (running or waiting for a CPU, `procs_running`) or `iowait` (sleeping in an IO wait such as a block request or a page lock: the kernel's nr_iowait, shown as `procs_blocked`). `iowait` is a subset of the uninterruptible (D-state) tasks; the kernel's nr_uninterruptible is only in debugfs (`sched/debug`), which the agent does not mount, and counting D-state tasks means reading every `/proc/<pid>/stat`: the `dload` tracer does that for its `huatuo.dload.load1` gauge.
     Attribute TASK_STATE = "huatuo.task.state", "string";
     /// Tasks by state at the time of collection (`/proc/stat`).
     Metric CPU_TASKS = "huatuo.cpu.tasks", "gauge {task}";

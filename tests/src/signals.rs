@@ -654,6 +654,17 @@ impl Received {
             .collect()
     }
 
+    /// Every (metric name, unit) pair received.
+    pub fn metric_units(&self) -> BTreeSet<(String, String)> {
+        self.metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .map(|m| (m.name.clone(), m.unit.clone()))
+            .collect()
+    }
+
     pub fn span_names(&self) -> BTreeSet<String> {
         self.spans().into_iter().map(|s| s.name).collect()
     }
@@ -704,7 +715,8 @@ impl Received {
 
     /// A compact description for failure messages: what arrived, not what was expected.
     /// Panics unless every event, span, metric, attribute and resource attribute name received is
-    /// registered in `huatuo_semconv`: code must emit names only through that registry.
+    /// registered in `huatuo_semconv` (metrics with their registered unit): code must emit names
+    /// only through that registry.
     pub fn assert_names_registered(&self) {
         use huatuo_semconv::{is_registered, Kind};
         let checks = [
@@ -720,6 +732,15 @@ impl Received {
                     "{kind:?} {name} is not registered in semconv"
                 );
             }
+        }
+        // A unit that differs from the registered one misleads every dashboard built from the
+        // reference.
+        for (name, unit) in self.metric_units() {
+            assert_eq!(
+                huatuo_semconv::metric_unit(&name),
+                Some(unit.as_str()),
+                "metric {name} is exported with unit {unit:?}, not its registered one"
+            );
         }
         // Events with a duration become spans named after the event.
         for name in self.span_names() {

@@ -102,6 +102,17 @@ async fn dload_captures_the_stacks_of_tasks_in_state_d_once_per_cooldown() {
         text.contains("fuse") || text.contains("down_write"),
         "{text}"
     );
+    // The blocked writer sleeps in some kernel function: its wchan names it.
+    let reasons = linked[0]
+        .attr_str(names::DLOAD_WAIT_REASONS)
+        .unwrap_or_default();
+    assert!(
+        reasons.lines().any(|l| !l.starts_with("? ")
+            && l.split(' ')
+                .nth(1)
+                .is_some_and(|n| n.parse::<u64>().is_ok())),
+        "wait reasons:\n{reasons}"
+    );
     assert!(received.latest_gauge(names::DLOAD_LOAD, &[]).is_some());
     received.assert_names_registered();
 

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct SchedTickConfig {
     pub enabled: bool,
-    /// A tick running at least this many microseconds after it was due is reported.
+    /// A tick is reported when the interval since the previous tick was due (the tick period plus
+    /// how late this tick ran) is at least this many microseconds: HuaTuo's tick-interval
+    /// threshold. The kernel checks the delay against this less one tick period.
     pub threshold_us: u64,
     /// Log events per CPU per second (0 = unlimited); every late tick is counted whatever the limit.
     pub max_events_per_cpu_per_second: u32,

@@ -91,7 +91,8 @@ impl Collector for Cpu {
                 "ctxt" => single(out, names::CPU_CONTEXT_SWITCHES, vec![])?,
                 "processes" => single(out, names::SYSTEM_PROCESS_CREATED, vec![])?,
                 "procs_running" => single(out, names::CPU_TASKS, state_attr("runnable"))?,
-                "procs_blocked" => single(out, names::CPU_TASKS, state_attr("io_blocked"))?,
+                // nr_iowait, not nr_uninterruptible (see the attribute's registration).
+                "procs_blocked" => single(out, names::CPU_TASKS, state_attr("iowait"))?,
                 "softirq" => {
                     let counts = integers(fields, "stat", line)?;
                     for (kind, count) in SOFTIRQS.iter().zip(counts.iter().skip(1)) {
@@ -165,7 +166,7 @@ mod tests {
         assert_eq!(mode("steal"), Some(1250.02));
         let tasks = |s| points.value(names::CPU_TASKS, &[(names::TASK_STATE, s)]);
         assert_eq!(tasks("runnable"), Some(19.0));
-        assert_eq!(tasks("io_blocked"), Some(0.0));
+        assert_eq!(tasks("iowait"), Some(0.0));
         assert_eq!(
             points.value(names::CPU_CONTEXT_SWITCHES, &[]),
             Some(8708817.0)

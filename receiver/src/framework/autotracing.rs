@@ -21,7 +21,7 @@ use huatuo_semconv::{agent as agent_names, autotracing as names};
 use opentelemetry::logs::AnyValue;
 use opentelemetry::KeyValue;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 use tokio::task::JoinHandle;
 
@@ -61,6 +61,10 @@ pub trait Autotracer: Send + Sync + Sized + 'static {
     const HOOKS: &'static [TracepointHook] = &[];
 
     fn section(config: &Config) -> &Self::Section;
+
+    /// The tracer's cooldowns and running capture, kept on the tracer object so that they
+    /// outlive one run.
+    fn captures(&self) -> &Captures;
 
     fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
         Self::HOOKS.iter().try_for_each(|hook| hook.probe(kernel))
@@ -173,6 +177,16 @@ impl Reading {
     }
 }
 
+/// What an autotracer remembers across restarts: a sampling error restarts the tracer after its
+/// back-off, and forgetting here would repeat a capture at every back-off instead of once per
+/// cooldown, or start one beside a capture still running.
+#[derive(Default)]
+pub struct Captures {
+    /// When each target was last captured.
+    captured_at: Mutex<HashMap<Option<String>, Instant>>,
+    running: Mutex<Option<JoinHandle<()>>>,
+}
+
 static TRIGGERS: UserCounter = UserCounter::new(
     names::TRIGGERS,
     "Anomalies detected by autotracing tracers, by outcome",
@@ -212,9 +226,8 @@ async fn sample_until_cancelled<T: Autotracer>(
 ) -> Result<(), RunError> {
     let section = T::section(&ctx.config).clone();
     let mut sampler = tracer.sampler(&section)?;
-    let counter = TRIGGERS.get(&ctx.telemetry.meter);
-    let mut captured_at: HashMap<Option<String>, Instant> = HashMap::new();
-    let mut running: Option<JoinHandle<()>> = None;
+    let triggers = TRIGGERS.get(&ctx.telemetry.meter);
+    let captures = tracer.captures();
     let mut ticks = tokio::time::interval(section.interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
@@ -223,23 +236,28 @@ async fn sample_until_cancelled<T: Autotracer>(
             _ = ticks.tick() => {}
         }
         let now = Instant::now();
-        captured_at.retain(|_, at| now.duration_since(*at) < section.cooldown());
-        let triggers = match tracer.sample(&mut sampler, &section) {
+        let triggered = match tracer.sample(&mut sampler, &section) {
             Ok(triggers) => triggers,
             Err(e) => break Err(RunError::Failed(e)),
         };
-        for trigger in triggers {
+        let mut captured_at = captures
+            .captured_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut running = captures.running.lock().unwrap_or_else(|e| e.into_inner());
+        captured_at.retain(|_, at| now.duration_since(*at) < section.cooldown());
+        for trigger in triggered {
             let outcome = if running.as_ref().is_some_and(|c| !c.is_finished()) {
                 "busy"
             } else if captured_at.contains_key(&trigger.target) {
                 "cooldown"
             } else {
                 captured_at.insert(trigger.target.clone(), now);
-                running = Some(start_capture(&tracer, ctx, &section, trigger.clone()));
+                *running = Some(start_capture(&tracer, ctx, &section, trigger.clone()));
                 "captured"
             };
             ctx.stats.record_received();
-            counter.add(
+            triggers.add(
                 1,
                 &[
                     KeyValue::new(agent_names::TRACER_NAME, T::NAME),
@@ -251,6 +269,11 @@ async fn sample_until_cancelled<T: Autotracer>(
     };
     // A capture is bounded; let it finish so its span and records are not lost (and, for a
     // tracer with hooks, before its maps go away).
+    let running = captures
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     if let Some(capture) = running {
         let _ = capture.await;
     }
@@ -298,11 +321,19 @@ mod tests {
     use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
     use tokio_util::sync::CancellationToken;
 
-    /// Sees an anomaly at every sample; a capture takes 2.5 samples.
-    struct Always;
+    /// Sees an anomaly at every sample; a capture takes `capture_for`. With `fail_every` n, every
+    /// nth sample fails instead, which restarts the tracer.
+    #[derive(Default)]
+    struct Always {
+        capture_for: Duration,
+        fail_every: Option<u32>,
+        samples: AtomicU32,
+        captures: Captures,
+    }
 
     impl Autotracer for Always {
         const NAME: &'static str = "always";
@@ -318,7 +349,15 @@ mod tests {
             Ok(())
         }
 
+        fn captures(&self) -> &Captures {
+            &self.captures
+        }
+
         fn sample(&self, _: &mut (), _: &MemburstConfig) -> anyhow::Result<Vec<Trigger>> {
+            let n = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.fail_every.is_some_and(|every| n.is_multiple_of(every)) {
+                anyhow::bail!("sample {n} fails");
+            }
             Ok(vec![Trigger {
                 reason: "always",
                 target: None,
@@ -329,13 +368,19 @@ mod tests {
         }
 
         fn capture(&self, _: &Trigger, _: &MemburstConfig) -> anyhow::Result<Capture> {
-            std::thread::sleep(Duration::from_millis(2500));
+            std::thread::sleep(self.capture_for);
             Ok(Capture::default())
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_capture_at_a_time_and_none_during_the_cooldown() {
+    struct Harness {
+        metrics: InMemoryMetricExporter,
+        spans: InMemorySpanExporter,
+        meters: SdkMeterProvider,
+        ctx: TracerContext,
+    }
+
+    fn harness() -> Harness {
         let metrics = InMemoryMetricExporter::default();
         let spans = InMemorySpanExporter::default();
         let meters = SdkMeterProvider::builder()
@@ -361,17 +406,19 @@ mod tests {
             stats: Arc::new(TracerStats::default()),
             cancel: CancellationToken::new(),
         };
-        let cancel = ctx.cancel.clone();
-        let run = tokio::spawn(run_autotracer(Arc::new(Always), ctx, |_| {}));
-        // Samples at 0, 1, 2, 3, 4.5 s: captured, busy, busy, cooldown, cooldown.
-        tokio::time::sleep(Duration::from_millis(4500)).await;
-        cancel.cancel();
-        run.await.unwrap().unwrap();
+        Harness {
+            metrics,
+            spans,
+            meters,
+            ctx,
+        }
+    }
 
-        assert_eq!(spans.get_finished_spans().unwrap().len(), 1);
-        meters.force_flush().unwrap();
+    /// Triggers counted so far, by outcome.
+    fn outcomes(harness: &Harness) -> HashMap<String, u64> {
+        harness.meters.force_flush().unwrap();
         let mut outcomes = HashMap::new();
-        for resource in metrics.get_finished_metrics().unwrap() {
+        for resource in harness.metrics.get_finished_metrics().unwrap() {
             for metric in resource.scope_metrics().flat_map(|s| s.metrics()) {
                 let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
                     continue;
@@ -386,14 +433,54 @@ mod tests {
                 }
             }
         }
-        assert_eq!(outcomes.get("captured"), Some(&1), "{outcomes:?}");
-        assert!(
-            outcomes.get("busy").is_some_and(|n| *n >= 1),
-            "{outcomes:?}"
-        );
-        assert!(
-            outcomes.get("cooldown").is_some_and(|n| *n >= 1),
-            "{outcomes:?}"
-        );
+        outcomes
+    }
+
+    // One test: the trigger counter is a process-wide instrument bound to the first meter asking
+    // for it, so a second test's meter would see nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_capture_at_a_time_and_none_during_the_cooldown_even_across_restarts() {
+        let harness = harness();
+        let cancel = CancellationToken::new();
+        let ctx = TracerContext {
+            cancel: cancel.clone(),
+            ..harness.ctx.clone()
+        };
+        let tracer = Arc::new(Always {
+            capture_for: Duration::from_millis(2500),
+            ..Default::default()
+        });
+        let run = tokio::spawn(run_autotracer(tracer, ctx, |_| {}));
+        // Samples at 0, 1, 2, 3, 4.5 s: captured, busy, busy, cooldown, cooldown.
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        cancel.cancel();
+        run.await.unwrap().unwrap();
+
+        assert_eq!(harness.spans.get_finished_spans().unwrap().len(), 1);
+        let first = outcomes(&harness);
+        assert_eq!(first.get("captured"), Some(&1), "{first:?}");
+        assert!(first.get("busy").is_some_and(|n| *n >= 1), "{first:?}");
+        assert!(first.get("cooldown").is_some_and(|n| *n >= 1), "{first:?}");
+
+        // Every second sample fails: each run samples once (a trigger) and then fails, as a
+        // tracer the supervisor restarts would.
+        let tracer = Arc::new(Always {
+            fail_every: Some(2),
+            ..Default::default()
+        });
+        for _ in 0..3 {
+            let run = run_autotracer(tracer.clone(), harness.ctx.clone(), |_| {});
+            let result = tokio::time::timeout(Duration::from_secs(10), run).await;
+            assert!(
+                matches!(result, Ok(Err(_))),
+                "the second sample fails the run"
+            );
+        }
+        let after = outcomes(&harness);
+        let added =
+            |outcome: &str| after.get(outcome).unwrap_or(&0) - first.get(outcome).unwrap_or(&0);
+        assert_eq!(added("captured"), 1, "{first:?} then {after:?}");
+        assert_eq!(added("cooldown"), 2, "{first:?} then {after:?}");
+        assert_eq!(harness.spans.get_finished_spans().unwrap().len(), 2);
     }
 }

@@ -13,7 +13,7 @@ mod status;
 mod supervisor;
 
 pub(crate) use autotracing::autotracer;
-pub use autotracing::{run_autotracer, Autotracer, Capture, Reading, Trigger};
+pub use autotracing::{run_autotracer, Autotracer, Capture, Captures, Reading, Trigger};
 pub use backoff::{Backoff, BackoffPolicy};
 #[cfg(test)]
 pub use collector::test_support as collector_test_support;

@@ -9,7 +9,7 @@
 
 use crate::attribution::unified_root;
 use crate::container::parse_cgroup_path;
-use crate::framework::{autotracer, Autotracer, Capture, Trigger, Unsupported};
+use crate::framework::{autotracer, Autotracer, Capture, Captures, Trigger, Unsupported};
 use crate::kernel::KernelEnv;
 use crate::profiler::{capture_profile, online_cpus, parse_cpu_list, ProfileRequest};
 use crate::telemetry::Telemetry;
@@ -33,6 +33,7 @@ const MAX_CGROUPS_VISITED: usize = 20_000;
 pub struct Cpuidle {
     /// Latest (user, system, total) percents by container, for the gauge.
     readings: Arc<Mutex<HashMap<String, [f64; 3]>>>,
+    captures: Captures,
 }
 
 autotracer!(Cpuidle);
@@ -70,6 +71,10 @@ impl Autotracer for Cpuidle {
 
     fn section(config: &Config) -> &CpuidleConfig {
         &config.tracers.cpuidle
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn probe(&self, _kernel: &KernelEnv) -> Result<(), Unsupported> {

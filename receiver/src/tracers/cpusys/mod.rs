@@ -3,7 +3,7 @@
 //! sample (HuaTuo's rule: 45% and 20 points), on-CPU stacks of the whole host are sampled for
 //! `capture_secs` and exported as folded stacks.
 
-use crate::framework::{autotracer, Autotracer, Capture, Reading, Trigger};
+use crate::framework::{autotracer, Autotracer, Capture, Captures, Reading, Trigger};
 use crate::profiler::{capture_profile, ProfileRequest};
 use crate::telemetry::Telemetry;
 use anyhow::Context as _;
@@ -20,6 +20,7 @@ pub struct Cpusys {
     stat: PathBuf,
     /// Latest system share, for the gauge.
     system_percent: Reading,
+    captures: Captures,
 }
 
 impl Default for Cpusys {
@@ -27,6 +28,7 @@ impl Default for Cpusys {
         Self {
             stat: PathBuf::from("/proc/stat"),
             system_percent: Reading::default(),
+            captures: Captures::default(),
         }
     }
 }
@@ -54,6 +56,10 @@ impl Autotracer for Cpusys {
 
     fn section(config: &Config) -> &CpusysConfig {
         &config.tracers.cpusys
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {

@@ -5,14 +5,14 @@
 use crate::attribution::unified_root;
 use crate::attribution::Owner;
 use crate::container::parse_cgroup_path;
-use crate::framework::{autotracer, Autotracer, Capture, Trigger};
-use crate::procfs::{BlockedDump, BlockedTask, Procfs};
+use crate::framework::{autotracer, Autotracer, Capture, Captures, Trigger};
+use crate::procfs::{wait_reasons, BlockedDump, BlockedTask, Procfs};
 use crate::telemetry::{Event, Telemetry};
 use huatuo_config::{Config, DloadConfig};
 use huatuo_semconv::{autotracing as names, container as container_names};
 use opentelemetry::logs::{AnyValue, Severity};
 use opentelemetry::KeyValue;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -29,6 +29,7 @@ pub struct Dload {
     procfs: Procfs,
     /// Latest load per target, for the gauge.
     loads: Arc<Mutex<HashMap<Target, f64>>>,
+    captures: Captures,
 }
 
 autotracer!(Dload);
@@ -53,6 +54,10 @@ impl Autotracer for Dload {
 
     fn section(config: &Config) -> &DloadConfig {
         &config.tracers.dload
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
@@ -132,23 +137,24 @@ impl Autotracer for Dload {
 
     fn capture(&self, trigger: &Trigger, section: &DloadConfig) -> anyhow::Result<Capture> {
         let unified = unified_root();
-        let pids_of_target: HashMap<u32, bool> = self
+        let of_target: Vec<BlockedTask> = self
             .procfs
             .tasks_in_d_state()
-            .iter()
-            .map(|task| {
-                let container = self.place(task, unified.as_deref()).container;
-                (
-                    task.pid,
-                    trigger.target.is_none() || container == trigger.target,
-                )
+            .into_iter()
+            .filter(|task| {
+                trigger.target.is_none()
+                    || self.place(task, unified.as_deref()).container == trigger.target
             })
             .collect();
-        let dump = self.procfs.blocked_in(section.max_stacks as usize, |pid| {
-            pids_of_target.get(&pid).copied().unwrap_or(false)
-        });
+        let pids: HashSet<u32> = of_target.iter().map(|task| task.pid).collect();
+        let max_stacks = section.max_stacks as usize;
+        let dump = self
+            .procfs
+            .blocked_in(max_stacks, |pid| pids.contains(&pid));
+        // Bounded like the stacks: as many tasks, each a short function name.
+        let reasons = wait_reasons(&of_target[..of_target.len().min(max_stacks)]);
         let whose = trigger.target.as_deref().unwrap_or("the host");
-        let event = stacks_event(
+        let mut event = stacks_event(
             names::DLOAD_STACKS,
             NAME,
             dump,
@@ -158,6 +164,9 @@ impl Autotracer for Dload {
                 ..Owner::default()
             },
         );
+        event
+            .attributes
+            .push((names::DLOAD_WAIT_REASONS, reasons.into()));
         Ok(Capture {
             attributes: Vec::new(),
             events: vec![event],
@@ -219,6 +228,7 @@ mod tests {
             std::fs::create_dir_all(&task).unwrap();
             std::fs::write(task.join("stat"), format!("{pid} ({comm}) D 1 {pid} 0\n")).unwrap();
             std::fs::write(task.join("stack"), "[<0>] io_schedule+0x1/0x2\n").unwrap();
+            std::fs::write(task.join("wchan"), "io_schedule").unwrap();
             std::fs::write(
                 dir.path().join(format!("{pid}/cgroup")),
                 format!("0::{cgroup}\n"),
@@ -234,6 +244,7 @@ mod tests {
         let tracer = Dload {
             procfs: Procfs::at(dir.path()),
             loads: Arc::default(),
+            captures: Captures::default(),
         };
         let config = DloadConfig {
             interval_secs: 1,
@@ -261,13 +272,21 @@ mod tests {
             "one gauge series each"
         );
 
-        let stacks = |trigger: &Trigger| {
+        let text = |trigger: &Trigger, key: &str| {
             let capture = tracer.capture(trigger, &config).unwrap();
-            match &capture.events[0].attributes[2].1 {
-                AnyValue::String(s) => s.to_string(),
-                other => panic!("{other:?}"),
+            let value = capture.events[0]
+                .attributes
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone());
+            match value {
+                Some(AnyValue::String(s)) => s.to_string(),
+                other => panic!("{key}: {other:?}"),
             }
         };
+        let stacks = |trigger: &Trigger| text(trigger, names::DLOAD_STACK_TEXT);
+        assert_eq!(text(&second[0], names::DLOAD_WAIT_REASONS), "io_schedule 2");
+        assert_eq!(text(&second[1], names::DLOAD_WAIT_REASONS), "io_schedule 1");
         let host = stacks(&second[0]);
         assert!(
             host.contains("10 (db)") && host.contains("20 (sync)"),

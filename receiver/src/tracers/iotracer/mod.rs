@@ -10,7 +10,9 @@
 
 use crate::attribution::Owner;
 use crate::collectors::diskio::{parse_diskstats, DiskStat, SECTOR_BYTES};
-use crate::framework::{take_map, Autotracer, Capture, TracepointHook, Trigger, Unsupported};
+use crate::framework::{
+    take_map, Autotracer, Capture, Captures, TracepointHook, Trigger, Unsupported,
+};
 use crate::kernel::KernelEnv;
 use crate::procfs::{BlockedDump, Procfs};
 use crate::telemetry::Event;
@@ -42,6 +44,7 @@ const COMPLETE: TracepointHook =
 pub struct Iotracer {
     proc: PathBuf,
     sys: PathBuf,
+    captures: Captures,
 }
 
 impl Default for Iotracer {
@@ -49,6 +52,7 @@ impl Default for Iotracer {
         Self {
             proc: PathBuf::from("/proc"),
             sys: PathBuf::from("/sys"),
+            captures: Captures::default(),
         }
     }
 }
@@ -162,6 +166,10 @@ impl Autotracer for Iotracer {
 
     fn section(config: &Config) -> &IotracerConfig {
         &config.tracers.iotracer
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
@@ -562,6 +570,7 @@ mod tests {
         let tracer = Iotracer {
             proc: dir.path().join("proc"),
             sys: dir.path().join("sys"),
+            captures: Captures::default(),
         };
         std::fs::create_dir_all(&tracer.proc).unwrap();
         let partition = tracer.sys.join("dev/block/8:1");

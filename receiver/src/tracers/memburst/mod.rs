@@ -3,7 +3,7 @@
 //! lists the processes with the largest resident sets, with their containers.
 
 use crate::attribution::{unified_root, Owner};
-use crate::framework::{autotracer, Autotracer, Capture, Reading, Trigger};
+use crate::framework::{autotracer, Autotracer, Capture, Captures, Reading, Trigger};
 use crate::procfs::Procfs;
 use crate::telemetry::{Event, Telemetry};
 use huatuo_config::{Config, MemburstConfig};
@@ -20,6 +20,7 @@ pub struct Memburst {
     procfs: Procfs,
     /// Latest growth ratio, for the gauge.
     growth: Reading,
+    captures: Captures,
 }
 
 autotracer!(Memburst);
@@ -36,6 +37,10 @@ impl Autotracer for Memburst {
 
     fn section(config: &Config) -> &MemburstConfig {
         &config.tracers.memburst
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn register_metrics(&self, telemetry: &Telemetry) {
@@ -199,6 +204,7 @@ mod tests {
         let tracer = Memburst {
             procfs: Procfs::at(dir.path()),
             growth: Reading::default(),
+            captures: Captures::default(),
         };
         let config = MemburstConfig {
             anon_share_percent: 50,

@@ -13,7 +13,10 @@ use std::time::Duration;
 /// What the mapping needs besides the record.
 pub struct Context {
     pub symbols: Arc<KernelSymbols>,
+    /// On the interval: the tick period plus the delay.
     pub threshold: Duration,
+    /// The tick period, 1/CONFIG_HZ.
+    pub period: Duration,
     /// Whether each event is also a span covering the delay.
     pub spans: bool,
     pub clock: BootClock,
@@ -42,6 +45,10 @@ impl Context {
                 (
                     names::SCHED_TICK_DELAY_DURATION,
                     AnyValue::Double(delay.as_secs_f64()),
+                ),
+                (
+                    names::SCHED_TICK_INTERVAL,
+                    AnyValue::Double((self.period + delay).as_secs_f64()),
                 ),
                 (
                     names::SCHED_TICK_THRESHOLD,
@@ -80,6 +87,7 @@ ffffffff81300000 T _raw_spin_unlock_irqrestore
         Context {
             symbols: Arc::new(KernelSymbols::parse(KALLSYMS.as_bytes()).unwrap()),
             threshold: Duration::from_millis(10),
+            period: Duration::from_millis(4),
             spans,
             clock: BootClock::now(),
         }
@@ -131,6 +139,10 @@ ffffffff81300000 T _raw_spin_unlock_irqrestore
         assert_eq!(
             expect_attr(&event, names::SCHED_TICK_DELAY_DURATION),
             &AnyValue::Double(0.0125)
+        );
+        assert_eq!(
+            expect_attr(&event, names::SCHED_TICK_INTERVAL),
+            &AnyValue::Double(0.0165)
         );
         assert_eq!(
             expect_attr(&event, names::SCHED_TICK_THRESHOLD),

@@ -18,8 +18,8 @@ mod decode;
 
 use crate::attribution::Owner;
 use crate::framework::{
-    autotracer, take_map, Autotracer, Capture, RunError, TracepointHook, TracerContext, Trigger,
-    Unsupported,
+    autotracer, take_map, Autotracer, Capture, Captures, RunError, TracepointHook, TracerContext,
+    Trigger, Unsupported,
 };
 use crate::kernel::KernelEnv;
 use crate::telemetry::Telemetry;
@@ -69,6 +69,7 @@ pub struct Waitrate {
     totals: Arc<Mutex<HashMap<Series, Total>>>,
     /// The cgroups of each container at the last sample: what a capture targets.
     containers: Mutex<HashMap<String, Vec<u64>>>,
+    captures: Captures,
 }
 
 autotracer!(Waitrate);
@@ -121,6 +122,10 @@ impl Autotracer for Waitrate {
 
     fn section(config: &Config) -> &WaitrateConfig {
         &config.tracers.waitrate
+    }
+
+    fn captures(&self) -> &Captures {
+        &self.captures
     }
 
     fn probe(&self, kernel: &KernelEnv) -> Result<(), Unsupported> {
