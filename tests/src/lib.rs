@@ -29,7 +29,9 @@ pub mod process;
 pub mod prometheus;
 pub mod signals;
 
-pub use otlp_receiver::{Failure, OtlpReceiver, Outcome, RequestInfo, Signal, Transport};
+pub use otlp_receiver::{
+    Failure, OtlpReceiver, Outcome, RequestInfo, Signal, TlsIdentity, Transport,
+};
 pub use process::{agent_binary, require_root_and_bpf, AgentCommand, AgentProcess};
 pub use signals::{
     AttrValue, LogView, MetricKind, MetricPoint, PointValue, Received, SpanView, Temporality,
