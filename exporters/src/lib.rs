@@ -285,6 +285,18 @@ impl Providers {
         )
     }
 
+    /// Logs what the exporters found at start (spooled batches to replay, corrupted spool
+    /// files): call once the agent's logging is set up, which needs the providers first.
+    pub fn log_startup(&self) {
+        if let Some(spool) = self
+            .delivery
+            .as_ref()
+            .and_then(|d| d.fallback.spool.as_ref())
+        {
+            spool.log_startup_notes();
+        }
+    }
+
     fn handles(&self) -> (SdkLoggerProvider, SdkMeterProvider, SdkTracerProvider) {
         (self.logs.clone(), self.metrics.clone(), self.traces.clone())
     }

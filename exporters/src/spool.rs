@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use huatuo_config::SpoolConfig;
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,9 @@ pub(crate) struct Spool {
     halt: tokio::sync::Notify,
     /// Set while batches are spooled for want of a collector, so the outage is logged once.
     outage_logged: AtomicBool,
+    /// What opening found (corrupted files, batches left to replay), held until the agent's
+    /// logging is set up: the spool opens before it.
+    startup_notes: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -99,12 +103,7 @@ impl Spool {
     /// Opens (creating) the spool directory and indexes what a previous run left there.
     pub fn open(config: &SpoolConfig, stats: Arc<DeliveryStats>) -> anyhow::Result<Arc<Self>> {
         let dir = config.directory.clone();
-        std::fs::create_dir_all(&dir).with_context(|| {
-            format!(
-                "exporters.otlp.spool.directory: cannot create {}",
-                dir.display()
-            )
-        })?;
+        crate::file::create_dir(&dir).context("exporters.otlp.spool.directory")?;
         let listing = std::fs::read_dir(&dir).with_context(|| {
             format!(
                 "exporters.otlp.spool.directory: cannot read {}",
@@ -121,7 +120,9 @@ impl Spool {
             stopping: AtomicBool::new(false),
             halt: tokio::sync::Notify::new(),
             outage_logged: AtomicBool::new(false),
+            startup_notes: Mutex::default(),
         };
+        let mut notes = Vec::new();
         let mut state = State::default();
         for item in listing {
             let item = item.with_context(|| format!("reading {}", spool.dir.display()))?;
@@ -146,17 +147,21 @@ impl Spool {
                         bytes,
                     });
                 }
-                Err(why) => spool.discard_corrupt(&path, signal, 0, &why),
+                Err(why) => notes.push(spool.discard_corrupt(&path, signal, 0, &why)),
             }
         }
         if !state.entries.is_empty() {
-            tracing::info!(
-                directory = %spool.dir.display(),
-                batches = state.entries.len(),
-                bytes = state.bytes,
-                "spooled batches from a previous run will be replayed"
-            );
+            notes.push(format!(
+                "{} spooled batches ({} bytes) in {} from a previous run will be replayed",
+                state.entries.len(),
+                state.bytes,
+                spool.dir.display()
+            ));
         }
+        *spool
+            .startup_notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = notes;
         *spool.lock() = state;
         spool.stats.set_spool_bytes(spool.lock().bytes);
         Ok(Arc::new(spool))
@@ -230,7 +235,12 @@ impl Spool {
         header.extend_from_slice(&(entry.records.min(u64::from(u32::MAX)) as u32).to_le_bytes());
         header.extend_from_slice(&crc32(body).to_le_bytes());
         let written = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(crate::file::FILE_MODE)
+                .open(&tmp)?;
             file.write_all(&header)?;
             file.write_all(body)?;
             // The batch counts as delivered once here: it must survive a crash or power loss.
@@ -272,13 +282,27 @@ impl Spool {
         }
     }
 
-    fn discard_corrupt(&self, path: &Path, signal: Signal, records: u64, why: &str) {
-        tracing::error!(
-            file = %path.display(),
-            "skipping a corrupted OTLP spool file: {why}"
-        );
+    /// Counts and removes an unreadable file; returns the report naming it.
+    fn discard_corrupt(&self, path: &Path, signal: Signal, records: u64, why: &str) -> String {
         self.stats.dropped(signal, "spool_corrupt", records);
         let _ = std::fs::remove_file(path);
+        format!(
+            "skipped the corrupted OTLP spool file {}: {why}",
+            path.display()
+        )
+    }
+
+    /// Logs what opening the spool found; call once logging is set up.
+    pub fn log_startup_notes(&self) {
+        let notes =
+            std::mem::take(&mut *self.startup_notes.lock().unwrap_or_else(|e| e.into_inner()));
+        for note in notes {
+            if note.starts_with("skipped") {
+                tracing::error!("{note}");
+            } else {
+                tracing::info!("{note}");
+            }
+        }
     }
 
     /// The oldest batch of any signal, after dropping expired ones.
@@ -305,7 +329,8 @@ impl Spool {
             Ok(body) => Some(body),
             Err(why) => {
                 if self.forget(entry) {
-                    self.discard_corrupt(&path, entry.signal, entry.records, &why);
+                    let report = self.discard_corrupt(&path, entry.signal, entry.records, &why);
+                    tracing::error!("{report}");
                 }
                 None
             }

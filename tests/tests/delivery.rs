@@ -126,5 +126,12 @@ async fn agent_restart_while_the_collector_is_down_loses_nothing() {
     second.terminate_cleanly(WAIT).await;
     assert_eq!(received_sources(&receiver.received(), port).len(), 50);
     assert_eq!(arrived, sent, "every drop event once, in order");
+    assert!(
+        second
+            .stderr()
+            .contains("from a previous run will be replayed"),
+        "{}",
+        second.stderr()
+    );
     receiver.stop().await;
 }
