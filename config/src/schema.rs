@@ -135,6 +135,8 @@ pub struct OtlpExporterConfig {
     pub headers: BTreeMap<String, String>,
     pub timeout_secs: u64,
     pub compression: Compression,
+    pub tls: OtlpTlsConfig,
+    pub spool: SpoolConfig,
 }
 
 impl Default for OtlpExporterConfig {
@@ -146,6 +148,49 @@ impl Default for OtlpExporterConfig {
             headers: BTreeMap::new(),
             timeout_secs: 10,
             compression: Compression::None,
+            tls: OtlpTlsConfig::default(),
+            spool: SpoolConfig::default(),
+        }
+    }
+}
+
+/// TLS for `https://` endpoints. Without `ca_file` the system's root certificates are trusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpTlsConfig {
+    /// PEM file of the certificate authorities that sign the collector's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate. Only for tests: it gives up the collector's identity.
+    pub insecure_skip_verify: bool,
+}
+
+/// Where log and span batches wait while the collector cannot take them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    pub enabled: bool,
+    /// One file per failed batch (an OTLP protobuf request); created if missing.
+    pub directory: PathBuf,
+    /// Bytes the spool may hold; beyond it the oldest batches are dropped and counted.
+    pub max_bytes: u64,
+    /// Batches older than this are dropped and counted rather than replayed.
+    pub max_age_secs: u64,
+    /// Upper bound of the exponential back-off between replay attempts.
+    pub max_backoff_secs: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            directory: PathBuf::from("/var/lib/huatuo-otel/spool"),
+            max_bytes: 256 << 20,
+            max_age_secs: 86_400,
+            max_backoff_secs: 30,
         }
     }
 }
@@ -198,6 +243,24 @@ impl Config {
                     format!("{endpoint:?} must start with http:// or https://"),
                 );
             }
+        }
+        if e.otlp.enabled && e.otlp.spool.enabled {
+            let spool = &e.otlp.spool;
+            if spool.directory.as_os_str().is_empty() {
+                return invalid("exporters.otlp.spool.directory", "must not be empty".into());
+            }
+            if spool.max_bytes == 0 || spool.max_age_secs == 0 || spool.max_backoff_secs == 0 {
+                return invalid(
+                    "exporters.otlp.spool",
+                    "max_bytes, max_age_secs and max_backoff_secs must be at least 1".into(),
+                );
+            }
+        }
+        if e.otlp.tls.cert_file.is_some() != e.otlp.tls.key_file.is_some() {
+            return invalid(
+                "exporters.otlp.tls.cert_file",
+                "cert_file and key_file must be set together".into(),
+            );
         }
         for (key, prefix) in [
             ("agent.procfs_prefix", &self.agent.procfs_prefix),

@@ -163,6 +163,18 @@ fn validation_names_the_key() {
     let file = write_config("[exporters.otlp]\nenabled = true\nendpoint = \"127.0.0.1:4317\"\n");
     let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
     assert!(err.to_string().contains("exporters.otlp.endpoint"), "{err}");
+
+    let file =
+        write_config("[exporters.otlp]\nenabled = true\n[exporters.otlp.spool]\nmax_bytes = 0\n");
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
+    assert!(err.to_string().contains("exporters.otlp.spool"), "{err}");
+
+    let file = write_config("[exporters.otlp.tls]\ncert_file = \"/c.pem\"\n");
+    let err = load_with_env(Some(file.path()), CommandLine::default(), no_env()).unwrap_err();
+    assert!(
+        err.to_string().contains("exporters.otlp.tls.cert_file"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub const TRACES_FILE: &str = "traces.jsonl";
 /// Group-readable so an operator's group can tail the files; not world-readable because events
 /// carry host details (addresses, process names).
 const DIR_MODE: u32 = 0o750;
-const FILE_MODE: u32 = 0o640;
+pub(crate) const FILE_MODE: u32 = 0o640;
 
 /// Appends newline-terminated records to one file, rotating it by size.
 ///
@@ -214,7 +214,7 @@ impl JsonlWriter {
     }
 }
 
-fn create_dir(directory: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_dir(directory: &Path) -> anyhow::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)

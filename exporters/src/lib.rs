@@ -6,14 +6,19 @@
 //! the files. Metrics can also be pulled by Prometheus ([`prometheus`]), through a reader of its
 //! own on the same meter provider.
 
+mod delivery;
 mod event_names;
 pub mod file;
 pub mod otlp;
 mod otlp_json;
 pub mod prometheus;
+mod replay;
+mod spool;
+pub mod tls;
 
 use anyhow::{anyhow, bail};
 use huatuo_config::ExportersConfig;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
     BatchConfigBuilder as LogBatchConfigBuilder, BatchLogProcessor, LogExporter, SdkLoggerProvider,
@@ -25,8 +30,11 @@ use opentelemetry_sdk::trace::{
     SpanExporter,
 };
 use opentelemetry_sdk::Resource;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Scope of the agent's own instruments.
+const SCOPE: &str = "huatuo-otel";
 
 /// The SDK bounds each processor's flush at about 5 s; this only guards against a flush that
 /// never returns at all.
@@ -43,6 +51,15 @@ pub struct Providers {
     pub traces: SdkTracerProvider,
     /// The Prometheus pull endpoint, when enabled.
     pub prometheus: Option<prometheus::Endpoint>,
+    /// The OTLP spool and its replay, when OTLP is enabled.
+    pub delivery: Option<Delivery>,
+}
+
+/// What keeps OTLP log and span batches that the collector did not take: see [`delivery`].
+#[derive(Debug)]
+pub struct Delivery {
+    fallback: delivery::Fallback,
+    replayer: Mutex<Option<replay::Replayer>>,
 }
 
 /// Builds the logger, meter and tracer providers for `config`, all sharing `resource`.
@@ -68,10 +85,25 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         None
     };
     let otlp = if config.otlp.enabled {
+        let stats = Arc::new(delivery::DeliveryStats::default());
+        let spool = if config.otlp.spool.enabled {
+            Some(spool::Spool::open(&config.otlp.spool, stats.clone())?)
+        } else {
+            None
+        };
+        let fallback = delivery::Fallback {
+            spool,
+            stats,
+            deadline: Arc::default(),
+        };
         Some((
-            otlp::log_exporter(&config.otlp)?,
-            otlp::span_exporter(&config.otlp)?,
+            delivery::SpoolingLogExporter::new(otlp::log_exporter(&config.otlp)?, fallback.clone()),
+            delivery::SpoolingSpanExporter::new(
+                otlp::span_exporter(&config.otlp)?,
+                fallback.clone(),
+            ),
             otlp::metric_exporter(&config.otlp)?,
+            fallback,
         ))
     } else {
         None
@@ -108,10 +140,12 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         traces = traces.with_span_processor(span_processor(span_exporter, config));
         metrics = metrics.with_reader(metric_reader(metric_exporter, config));
     }
-    if let Some((log_exporter, span_exporter, metric_exporter)) = otlp {
+    let mut fallback = None;
+    if let Some((log_exporter, span_exporter, metric_exporter, otlp_fallback)) = otlp {
         logs = logs.with_log_processor(log_processor(log_exporter, config));
         traces = traces.with_span_processor(span_processor(span_exporter, config));
         metrics = metrics.with_reader(metric_reader(metric_exporter, config));
+        fallback = Some(otlp_fallback);
     }
     let prometheus = match prometheus {
         Some((reader, server)) => {
@@ -120,11 +154,31 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         }
         None => None,
     };
+    let metrics = metrics.build();
+    let delivery = match fallback {
+        Some(fallback) => {
+            fallback.stats.register(&metrics.meter(SCOPE));
+            let replayer = match &fallback.spool {
+                Some(spool) => Some(replay::Replayer::start(
+                    spool.clone(),
+                    otlp::Settings::from_config(&config.otlp)?,
+                    Duration::from_secs(config.otlp.spool.max_backoff_secs.max(1)),
+                )?),
+                None => None,
+            };
+            Some(Delivery {
+                fallback,
+                replayer: Mutex::new(replayer),
+            })
+        }
+        None => None,
+    };
     Ok(Providers {
         logs: logs.build(),
-        metrics: metrics.build(),
+        metrics,
         traces: traces.build(),
         prometheus,
+        delivery,
     })
 }
 
@@ -174,6 +228,9 @@ type Task = (&'static str, Box<dyn FnOnce() -> OTelSdkResult + Send>);
 impl Providers {
     /// Flushes and shuts down all three providers, each bounded by `deadline`.
     ///
+    /// Log and span batches the collector has not taken by three quarters of `deadline` are
+    /// written to the spool instead (when enabled), to be replayed by the next run.
+    ///
     /// Safe to call from inside a tokio multi-thread runtime: the SDK's blocking shutdown runs on
     /// separate threads while this thread yields its runtime worker, so the gRPC exporters can
     /// still make progress. A provider that does not finish in time is reported as an error and
@@ -182,8 +239,11 @@ impl Providers {
         if let Some(endpoint) = &self.prometheus {
             endpoint.stop();
         }
+        if let Some(delivery) = &self.delivery {
+            delivery.fallback.deadline.arm(deadline * 3 / 4);
+        }
         let (logs, metrics, traces) = self.handles();
-        run_bounded(
+        let result = run_bounded(
             "shutting down exporters",
             vec![
                 (
@@ -200,7 +260,14 @@ impl Providers {
                 ),
             ],
             deadline,
-        )
+        );
+        if let Some(delivery) = &self.delivery {
+            let replayer = delivery.replayer.lock().map(|mut r| r.take());
+            if let Ok(Some(mut replayer)) = replayer {
+                replayer.stop(Duration::from_secs(1));
+            }
+        }
+        result
     }
 
     /// Exports everything buffered so far, without shutting down. Same threading as
@@ -216,6 +283,18 @@ impl Providers {
             ],
             FORCE_FLUSH_LIMIT,
         )
+    }
+
+    /// Logs what the exporters found at start (spooled batches to replay, corrupted spool
+    /// files): call once the agent's logging is set up, which needs the providers first.
+    pub fn log_startup(&self) {
+        if let Some(spool) = self
+            .delivery
+            .as_ref()
+            .and_then(|d| d.fallback.spool.as_ref())
+        {
+            spool.log_startup_notes();
+        }
     }
 
     fn handles(&self) -> (SdkLoggerProvider, SdkMeterProvider, SdkTracerProvider) {

@@ -5,8 +5,9 @@
 //! HTTP headers it cannot parse, and its error messages name its own builder fields rather than
 //! our configuration keys.
 
+use crate::tls::{PemFile, TlsFiles};
 use anyhow::{bail, Context as _};
-use huatuo_config::{Compression, OtlpExporterConfig, OtlpProtocol};
+use huatuo_config::{Compression, OtlpExporterConfig, OtlpProtocol, OtlpTlsConfig};
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::{
     LogExporter, MetricExporter, Protocol, RetryPolicy, SpanExporter, WithExportConfig,
@@ -14,27 +15,48 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::metrics::Temporality;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::codegen::http::header::{HeaderMap, HeaderName, HeaderValue};
 use tonic::codegen::http::Uri;
+use tonic::transport::{Channel, Endpoint};
 
 pub const LOGS_PATH: &str = "/v1/logs";
 pub const METRICS_PATH: &str = "/v1/metrics";
 pub const TRACES_PATH: &str = "/v1/traces";
 
-/// `exporters.otlp` after validation, in the shapes the SDK builders take.
-struct Settings {
-    protocol: OtlpProtocol,
+/// `exporters.otlp` after validation, in the shapes the SDK builders (and the spool replay) take.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub protocol: OtlpProtocol,
     /// Without a trailing slash, so HTTP signal paths can be appended.
-    endpoint: String,
-    headers: HeaderMap,
-    timeout: Duration,
-    compression: Option<opentelemetry_otlp::Compression>,
+    pub endpoint: String,
+    pub headers: HeaderMap,
+    pub timeout: Duration,
+    pub compression: Option<opentelemetry_otlp::Compression>,
+    /// For `https://` endpoints.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Settings {
-    fn from_config(config: &OtlpExporterConfig) -> anyhow::Result<Self> {
+    pub fn from_config(config: &OtlpExporterConfig) -> anyhow::Result<Self> {
         let endpoint = validate_endpoint(&config.endpoint)?;
+        // reqwest's rustls backend needs a process-wide provider even for plain http://; an
+        // already installed one (the same ring) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = if endpoint.starts_with("https://") {
+            Some(Arc::new(crate::tls::client_config(&tls_files(
+                &config.tls,
+            ))?))
+        } else {
+            if config.tls != OtlpTlsConfig::default() {
+                tracing::warn!(
+                    endpoint = %endpoint,
+                    "exporters.otlp.tls is ignored: the endpoint is not https://"
+                );
+            }
+            None
+        };
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
             let key = format!("exporters.otlp.headers.{name}");
@@ -58,22 +80,98 @@ impl Settings {
                 Compression::None => None,
                 Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
             },
+            tls,
         })
     }
 
-    fn tonic<B: WithExportConfig + WithTonicConfig>(&self, builder: B) -> B {
-        let builder = builder
-            .with_endpoint(self.endpoint.clone())
-            .with_timeout(self.timeout)
-            .with_metadata(MetadataMap::from_headers(self.headers.clone()))
-            .with_retry_policy(RetryPolicy::recommended());
-        match self.compression {
-            Some(compression) => builder.with_compression(compression),
+    /// A lazily connected gRPC channel; TLS, when the endpoint is https://, is ours (rustls
+    /// with the configured CA, client certificate and verification), not tonic's, so the same
+    /// settings serve every client. Call inside a tokio runtime.
+    pub fn grpc_channel(&self) -> anyhow::Result<Channel> {
+        let uri: Uri = self.endpoint.parse()?;
+        let Some(tls) = &self.tls else {
+            return Ok(Endpoint::from_shared(self.endpoint.clone())?
+                .timeout(self.timeout)
+                .connect_lazy());
+        };
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        // tonic refuses https:// URIs without its own TLS: ours is done by the connector.
+        let path = uri.path_and_query().map_or("", |p| p.as_str());
+        let endpoint =
+            Endpoint::from_shared(format!("http://{host}:{port}{path}"))?.timeout(self.timeout);
+        let mut config = (**tls).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let bare_host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let server_name = rustls::pki_types::ServerName::try_from(bare_host.clone())
+            .with_context(|| format!("exporters.otlp.endpoint: host {host:?}"))?;
+        let connect = tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            let server_name = server_name.clone();
+            let target = (bare_host.clone(), port);
+            async move {
+                let tcp = tokio::net::TcpStream::connect(&target).await?;
+                tcp.set_nodelay(true)?;
+                let stream = connector.connect(server_name, tcp).await.map_err(|e| {
+                    std::io::Error::other(format!(
+                        "TLS handshake with {}:{} failed (see exporters.otlp.tls): {e}",
+                        target.0, target.1
+                    ))
+                })?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        });
+        Ok(endpoint.connect_with_connector_lazy(connect))
+    }
+
+    /// The async HTTP client of the spool replay, with the exporters' TLS settings.
+    pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder().timeout(self.timeout);
+        match &self.tls {
+            Some(tls) => builder.tls_backend_preconfigured((**tls).clone()),
             None => builder,
         }
     }
 
-    fn http<B: WithExportConfig + WithHttpConfig>(&self, builder: B, signal_path: &str) -> B {
+    /// The SDK's blocking HTTP client with our TLS settings. reqwest's blocking client cannot
+    /// be built on a tokio runtime thread, so it is built on a thread of its own.
+    fn blocking_http_client(&self) -> anyhow::Result<reqwest::blocking::Client> {
+        let timeout = self.timeout;
+        let tls = self.tls.clone();
+        std::thread::spawn(move || {
+            let builder = reqwest::blocking::Client::builder().timeout(timeout);
+            match tls {
+                Some(tls) => builder.tls_backend_preconfigured((*tls).clone()),
+                None => builder,
+            }
+            .build()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
+        .context("building the OTLP HTTP client (exporters.otlp)")
+    }
+
+    fn tonic<B: WithExportConfig + WithTonicConfig>(&self, builder: B) -> anyhow::Result<B> {
+        let builder = builder
+            .with_channel(self.grpc_channel()?)
+            .with_timeout(self.timeout)
+            .with_metadata(MetadataMap::from_headers(self.headers.clone()))
+            .with_retry_policy(RetryPolicy::recommended());
+        Ok(match self.compression {
+            Some(compression) => builder.with_compression(compression),
+            None => builder,
+        })
+    }
+
+    fn http<B: WithExportConfig + WithHttpConfig>(
+        &self,
+        builder: B,
+        signal_path: &str,
+    ) -> anyhow::Result<B> {
         let headers: HashMap<String, String> = self
             .headers
             .iter()
@@ -90,11 +188,24 @@ impl Settings {
             .with_endpoint(format!("{}{signal_path}", self.endpoint))
             .with_timeout(self.timeout)
             .with_headers(headers)
+            .with_http_client(self.blocking_http_client()?)
             .with_retry_policy(RetryPolicy::recommended());
-        match self.compression {
+        Ok(match self.compression {
             Some(compression) => builder.with_compression(compression),
             None => builder,
-        }
+        })
+    }
+}
+
+fn tls_files(tls: &OtlpTlsConfig) -> TlsFiles<'_> {
+    fn file<'a>(key: &'a str, path: &'a Option<std::path::PathBuf>) -> Option<PemFile<'a>> {
+        path.as_deref().map(|path| PemFile { key, path })
+    }
+    TlsFiles {
+        ca: file("exporters.otlp.tls.ca_file", &tls.ca_file),
+        client: file("exporters.otlp.tls.cert_file", &tls.cert_file)
+            .zip(file("exporters.otlp.tls.key_file", &tls.key_file)),
+        insecure_skip_verify: tls.insecure_skip_verify,
     }
 }
 
@@ -138,9 +249,9 @@ fn require_multi_thread_runtime() -> anyhow::Result<()> {
 pub fn log_exporter(config: &OtlpExporterConfig) -> anyhow::Result<LogExporter> {
     let settings = Settings::from_config(config)?;
     let built = match settings.protocol {
-        OtlpProtocol::Grpc => settings.tonic(LogExporter::builder().with_tonic()).build(),
+        OtlpProtocol::Grpc => settings.tonic(LogExporter::builder().with_tonic())?.build(),
         OtlpProtocol::HttpProtobuf => settings
-            .http(LogExporter::builder().with_http(), LOGS_PATH)
+            .http(LogExporter::builder().with_http(), LOGS_PATH)?
             .build(),
     };
     built.context("building the OTLP log exporter (exporters.otlp)")
@@ -150,9 +261,11 @@ pub fn log_exporter(config: &OtlpExporterConfig) -> anyhow::Result<LogExporter> 
 pub fn span_exporter(config: &OtlpExporterConfig) -> anyhow::Result<SpanExporter> {
     let settings = Settings::from_config(config)?;
     let built = match settings.protocol {
-        OtlpProtocol::Grpc => settings.tonic(SpanExporter::builder().with_tonic()).build(),
+        OtlpProtocol::Grpc => settings
+            .tonic(SpanExporter::builder().with_tonic())?
+            .build(),
         OtlpProtocol::HttpProtobuf => settings
-            .http(SpanExporter::builder().with_http(), TRACES_PATH)
+            .http(SpanExporter::builder().with_http(), TRACES_PATH)?
             .build(),
     };
     built.context("building the OTLP span exporter (exporters.otlp)")
@@ -169,7 +282,7 @@ pub fn metric_exporter(config: &OtlpExporterConfig) -> anyhow::Result<MetricExpo
                 builder
                     .with_tonic()
                     .with_temporality(Temporality::Cumulative),
-            )
+            )?
             .build(),
         OtlpProtocol::HttpProtobuf => settings
             .http(
@@ -177,7 +290,7 @@ pub fn metric_exporter(config: &OtlpExporterConfig) -> anyhow::Result<MetricExpo
                     .with_http()
                     .with_temporality(Temporality::Cumulative),
                 METRICS_PATH,
-            )
+            )?
             .build(),
     };
     built.context("building the OTLP metric exporter (exporters.otlp)")

@@ -44,6 +44,7 @@ async fn run_agent(config: Config) -> anyhow::Result<()> {
     let resource = telemetry::resource(&config, &kernel.release);
     let providers = huatuo_exporters::build_providers(&config.exporters, resource)?;
     telemetry::init_logging(&config, Some(&providers))?;
+    providers.log_startup();
     let deadline = Duration::from_secs(config.agent.shutdown_timeout_secs);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -246,85 +246,25 @@ impl Client {
 }
 
 fn tls_config(config: &KubeletConfig) -> anyhow::Result<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = if config.insecure_skip_tls_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&config.ca_file)
-            .with_context(|| format!("attribution.kubelet.ca_file {}", config.ca_file.display()))?
-        {
-            roots.add(cert.with_context(|| format!("{}", config.ca_file.display()))?)?;
-        }
-        builder.with_root_certificates(roots)
-    };
-    if config.client_cert_file.as_os_str().is_empty() {
-        return Ok(builder.with_no_client_auth());
-    }
-    let cert_file = &config.client_cert_file;
-    let certs = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| {
-            format!(
-                "attribution.kubelet.client_cert_file {}",
-                cert_file.display()
-            )
-        })?;
-    let key = PrivateKeyDer::from_pem_file(&config.client_key_file).with_context(|| {
-        format!(
-            "attribution.kubelet.client_key_file {}",
-            config.client_key_file.display()
+    use huatuo_exporters::tls::{client_config, PemFile, TlsFiles};
+    let file = |key, path| PemFile { key, path };
+    let client = (!config.client_cert_file.as_os_str().is_empty()).then(|| {
+        (
+            file(
+                "attribution.kubelet.client_cert_file",
+                &config.client_cert_file,
+            ),
+            file(
+                "attribution.kubelet.client_key_file",
+                &config.client_key_file,
+            ),
         )
-    })?;
-    Ok(builder.with_client_auth_cert(certs, key)?)
-}
-
-/// `insecure_skip_tls_verify`: any serving certificate is accepted, but the handshake
-/// signatures are still checked (the session is encrypted to whoever holds that key).
-#[derive(Debug)]
-struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    });
+    client_config(&TlsFiles {
+        ca: Some(file("attribution.kubelet.ca_file", &config.ca_file)),
+        client,
+        insecure_skip_verify: config.insecure_skip_tls_verify,
+    })
 }
 
 // The parts of the Kubernetes PodList the agent reads; everything else is ignored.

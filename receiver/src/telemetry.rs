@@ -321,6 +321,7 @@ mod tests {
                 .with_simple_exporter(spans.clone())
                 .build(),
             prometheus: None,
+            delivery: None,
         };
         let telemetry = Telemetry::new(&providers, Attributor::new(&Default::default(), None));
         telemetry.emit(event(None));

@@ -14,6 +14,7 @@
 //! - [`bench`]: what benchmarks measure of the agent process.
 //! - [`loopdev`]: throwaway loop devices and synchronous direct-IO reads on them.
 //! - [`prometheus`]: a real Prometheus server scraping the agent, and `promtool`.
+//! - [`udp_drops`]: kernel packet drops on demand, told apart by their source port.
 
 pub mod attach;
 pub mod bench;
@@ -28,9 +29,12 @@ pub mod otlp_receiver;
 pub mod process;
 pub mod prometheus;
 pub mod signals;
+pub mod udp_drops;
 
-pub use otlp_receiver::{Failure, OtlpReceiver, Outcome, RequestInfo, Signal, Transport};
-pub use process::{agent_binary, require_root_and_bpf, AgentCommand, AgentProcess};
+pub use otlp_receiver::{
+    Failure, OtlpReceiver, Outcome, RequestInfo, Signal, TlsIdentity, Transport,
+};
+pub use process::{agent_binary, require_root_and_bpf, AgentCommand, AgentProcess, SPOOL_DIR_ENV};
 pub use signals::{
     AttrValue, LogView, MetricKind, MetricPoint, PointValue, Received, SpanView, Temporality,
 };

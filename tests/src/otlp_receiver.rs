@@ -140,6 +140,8 @@ pub struct RequestInfo {
     /// The body was gzip-compressed on the wire.
     pub gzip: bool,
     pub outcome: Outcome,
+    /// When the request reached the receiver's code, for checks of retry spacing.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -239,6 +241,7 @@ impl GrpcCollector {
             headers,
             gzip,
             outcome: Outcome::Accepted,
+            at: std::time::Instant::now(),
         };
         let payload = request.into_inner();
         self.shared
@@ -330,6 +333,14 @@ pub struct OtlpReceiver {
     http_addr: Option<SocketAddr>,
     grpc: Option<ServerTask>,
     http: Option<ServerTask>,
+    tls: bool,
+}
+
+/// A PEM certificate (chain) and private key for a TLS receiver.
+#[derive(Clone, Debug)]
+pub struct TlsIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl OtlpReceiver {
@@ -341,6 +352,21 @@ impl OtlpReceiver {
 
     /// Fixed addresses, e.g. to restart a receiver where an agent already points.
     pub async fn start_on(grpc: SocketAddr, http: Option<SocketAddr>) -> anyhow::Result<Self> {
+        Self::start_with(grpc, http, None).await
+    }
+
+    /// Both servers on ephemeral loopback ports behind TLS with `identity`: the endpoints are
+    /// then `https://`.
+    pub async fn start_tls(identity: TlsIdentity) -> anyhow::Result<Self> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_with(any, Some(any), Some(identity)).await
+    }
+
+    async fn start_with(
+        grpc: SocketAddr,
+        http: Option<SocketAddr>,
+        tls: Option<TlsIdentity>,
+    ) -> anyhow::Result<Self> {
         // Bind both before spawning anything so that a taken port fails `start_on` cleanly.
         let grpc_listener =
             bind(grpc).with_context(|| format!("binding the OTLP/gRPC receiver on {grpc}"))?;
@@ -356,15 +382,25 @@ impl OtlpReceiver {
             .transpose()?;
 
         let shared = Arc::new(Shared::default());
-        let grpc = spawn_grpc(grpc_listener, shared.clone());
-        let http = http_listener.map(|l| spawn_http(l, shared.clone()));
+        let acceptor = tls.as_ref().map(tls_acceptor).transpose()?;
+        let grpc = spawn_grpc(grpc_listener, shared.clone(), tls.as_ref())?;
+        let http = http_listener.map(|l| spawn_http(l, shared.clone(), acceptor));
         Ok(Self {
             shared,
             grpc_addr,
             http_addr,
             grpc: Some(grpc),
             http,
+            tls: tls.is_some(),
         })
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -376,9 +412,10 @@ impl OtlpReceiver {
         self.http_addr
     }
 
-    /// `http://127.0.0.1:PORT`, the form the agent's gRPC endpoint setting takes.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), the form the agent's gRPC endpoint
+    /// setting takes.
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme(), self.grpc_addr)
     }
 
     /// `http://127.0.0.1:PORT` without a signal path (the exporter appends `/v1/logs` etc.).
@@ -389,7 +426,7 @@ impl OtlpReceiver {
         let addr = self
             .http_addr
             .expect("this OtlpReceiver was started without an HTTP endpoint");
-        format!("http://{addr}")
+        format!("{}://{addr}", self.scheme())
     }
 
     /// A snapshot of every accepted export request so far.
@@ -490,10 +527,37 @@ fn summarize_requests(requests: &[RequestInfo]) -> String {
     s
 }
 
-fn spawn_grpc(listener: TcpListener, shared: Arc<Shared>) -> ServerTask {
+fn tls_acceptor(identity: &TlsIdentity) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("the test receiver's certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
+        .context("the test receiver's key")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn spawn_grpc(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<&TlsIdentity>,
+) -> anyhow::Result<ServerTask> {
     let collector = GrpcCollector { shared };
     let (tx, rx) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        let identity = tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem);
+        server = server
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .context("the test receiver's gRPC TLS configuration")?;
+    }
+    let router = server
         .add_service(
             LogsServiceServer::new(collector.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -522,15 +586,19 @@ fn spawn_grpc(listener: TcpListener, shared: Arc<Shared>) -> ServerTask {
             eprintln!("test OTLP/gRPC receiver failed: {e}");
         }
     });
-    ServerTask {
+    Ok(ServerTask {
         shutdown: Some(tx),
         task,
-    }
+    })
 }
 
-fn spawn_http(listener: TcpListener, shared: Arc<Shared>) -> ServerTask {
+fn spawn_http(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> ServerTask {
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_http(listener, shared, rx));
+    let task = tokio::spawn(serve_http(listener, shared, rx, tls));
     ServerTask {
         shutdown: Some(tx),
         task,
@@ -541,6 +609,7 @@ async fn serve_http(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut shutdown: oneshot::Receiver<()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     // Connections watch this to finish their current request and close.
     let (closing_tx, closing_rx) = watch::channel(());
@@ -559,20 +628,17 @@ async fn serve_http(
                     }
                 };
                 let shared = shared.clone();
-                let mut closing = closing_rx.clone();
+                let closing = closing_rx.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle_http(&shared, req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = closing.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
+                    match tls {
+                        None => serve_http_connection(stream, shared, closing).await,
+                        // A client that distrusts our certificate fails the handshake: that is
+                        // the client's error to report.
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_http_connection(stream, shared, closing).await;
+                            }
                         }
                     }
                 });
@@ -589,6 +655,26 @@ async fn serve_http(
     .await;
     if drained.is_err() {
         connections.shutdown().await;
+    }
+}
+
+async fn serve_http_connection<S>(stream: S, shared: Arc<Shared>, mut closing: watch::Receiver<()>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle_http(&shared, req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = closing.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
@@ -649,6 +735,7 @@ async fn handle_http(shared: &Shared, req: Request<Incoming>) -> Response<Full<B
         headers: header_map(req.headers()),
         gzip: false,
         outcome: Outcome::Accepted,
+        at: std::time::Instant::now(),
     };
     match handle_valid_http(shared, req, signal, &mut info).await {
         Ok(response) => response,

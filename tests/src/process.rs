@@ -12,6 +12,8 @@ use anyhow::{bail, Context as _};
 pub const BIN_ENV: &str = "HUATUO_OTEL_BIN";
 /// Set to `1` to skip tests that need root and BPF (they say so and pass).
 pub const SKIP_BPF_ENV: &str = "HUATUO_SKIP_BPF_TESTS";
+/// The agent's OTLP spool directory (`exporters.otlp.spool.directory`).
+pub const SPOOL_DIR_ENV: &str = "HUATUO_EXPORTERS__OTLP__SPOOL__DIRECTORY";
 pub const BIN_NAME: &str = "huatuo-otel";
 
 /// How long a test waits for a tracer to attach. Each BPF object's load parses the kernel's BTF
@@ -266,6 +268,11 @@ impl AgentCommand {
             .stderr(create(&stderr_path)?);
         for key in inherited_config_vars(std::env::vars_os()) {
             cmd.env_remove(key);
+        }
+        // The default spool directory is shared by the whole host: each agent gets its own unless
+        // the test chose one (say, to keep it across a restart).
+        if !self.envs.iter().any(|(key, _)| key == SPOOL_DIR_ENV) {
+            cmd.env(SPOOL_DIR_ENV, output_dir.path().join("spool"));
         }
         for (key, value) in &self.envs {
             match value {

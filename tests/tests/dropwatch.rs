@@ -19,10 +19,8 @@ fn drop_filter() -> [(&'static str, &'static str); 3] {
     ]
 }
 
-/// A UDP port on 127.0.0.1 that nothing listens on: bound once to get a free number, then closed.
 fn closed_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    huatuo_otel_tests::udp_drops::closed_udp_port().unwrap()
 }
 
 fn send_datagrams(port: u16, count: usize) {

@@ -393,6 +393,7 @@ mod tests {
                 .with_simple_exporter(spans.clone())
                 .build(),
             prometheus: None,
+            delivery: None,
         };
         let mut config = Config::default();
         config.tracers.memburst.interval_secs = 1;

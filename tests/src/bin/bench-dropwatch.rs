@@ -4,6 +4,7 @@
 
 use anyhow::bail;
 use huatuo_otel_tests::bench::{bpf_prog_stats, cpu_seconds, peak_rss_mib, BpfStats};
+use huatuo_otel_tests::udp_drops::closed_udp_port;
 use huatuo_otel_tests::{AgentCommand, OtlpReceiver};
 use huatuo_semconv::{agent as agent_names, net};
 use std::net::UdpSocket;
@@ -32,10 +33,6 @@ fn send_storm(port: u16, count: u64) -> anyhow::Result<f64> {
         sent += n;
     }
     Ok(best)
-}
-
-fn closed_udp_port() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
