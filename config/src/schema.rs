@@ -61,7 +61,8 @@ impl Default for AgentConfig {
 pub struct ExportersConfig {
     /// Period of metric collection and export.
     pub metrics_interval_secs: u64,
-    /// Log records and spans buffered in memory per exporter before the SDK drops them.
+    /// Log records and spans held in memory per exporter until their export returns; beyond
+    /// it they are dropped and counted.
     pub max_queue_size: usize,
     /// Log records and spans per export request.
     pub max_export_batch_size: usize,

@@ -12,24 +12,31 @@ pub mod file;
 pub mod otlp;
 mod otlp_json;
 pub mod prometheus;
+mod queue;
 mod replay;
 mod spool;
 pub mod tls;
 
 use anyhow::{anyhow, bail};
+use delivery::Signal;
 use huatuo_config::ExportersConfig;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
-    BatchConfigBuilder as LogBatchConfigBuilder, BatchLogProcessor, LogExporter, SdkLoggerProvider,
+    BatchConfigBuilder as LogBatchConfigBuilder, BatchLogProcessor, LogExporter, LogProcessor,
+    SdkLoggerProvider,
 };
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder as SpanBatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider,
-    SpanExporter,
+    SpanExporter, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
+use queue::{
+    BoundedLogProcessor, BoundedSpanProcessor, QueueBound, ReleasingLogExporter,
+    ReleasingSpanExporter,
+};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,8 +91,9 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
     } else {
         None
     };
+    // Drops anywhere in the export pipeline, whichever destination.
+    let stats = Arc::new(delivery::DeliveryStats::default());
     let otlp = if config.otlp.enabled {
-        let stats = Arc::new(delivery::DeliveryStats::default());
         let spool = if config.otlp.spool.enabled {
             Some(spool::Spool::open(&config.otlp.spool, stats.clone())?)
         } else {
@@ -93,7 +101,7 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         };
         let fallback = delivery::Fallback {
             spool,
-            stats,
+            stats: stats.clone(),
             deadline: Arc::default(),
         };
         Some((
@@ -136,14 +144,14 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
     let mut traces = SdkTracerProvider::builder().with_resource(resource.clone());
     let mut metrics = SdkMeterProvider::builder().with_resource(resource);
     if let Some((log_exporter, span_exporter, metric_exporter)) = file {
-        logs = logs.with_log_processor(log_processor(log_exporter, config));
-        traces = traces.with_span_processor(span_processor(span_exporter, config));
+        logs = logs.with_log_processor(log_processor(log_exporter, config, &stats));
+        traces = traces.with_span_processor(span_processor(span_exporter, config, &stats));
         metrics = metrics.with_reader(metric_reader(metric_exporter, config));
     }
     let mut fallback = None;
     if let Some((log_exporter, span_exporter, metric_exporter, otlp_fallback)) = otlp {
-        logs = logs.with_log_processor(log_processor(log_exporter, config));
-        traces = traces.with_span_processor(span_processor(span_exporter, config));
+        logs = logs.with_log_processor(log_processor(log_exporter, config, &stats));
+        traces = traces.with_span_processor(span_processor(span_exporter, config, &stats));
         metrics = metrics.with_reader(metric_reader(metric_exporter, config));
         fallback = Some(otlp_fallback);
     }
@@ -155,9 +163,9 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         None => None,
     };
     let metrics = metrics.build();
+    stats.register(&metrics.meter(SCOPE));
     let delivery = match fallback {
         Some(fallback) => {
-            fallback.stats.register(&metrics.meter(SCOPE));
             let replayer = match &fallback.spool {
                 Some(spool) => Some(replay::Replayer::start(
                     spool.clone(),
@@ -196,22 +204,31 @@ macro_rules! batch_config {
     };
 }
 
+/// A batch processor for `exporter`, bounded to `max_queue_size` records in flight with what
+/// does not fit counted in `stats`.
 fn log_processor<E: LogExporter + 'static>(
     exporter: E,
     config: &ExportersConfig,
-) -> BatchLogProcessor {
-    BatchLogProcessor::builder(exporter)
+    stats: &Arc<delivery::DeliveryStats>,
+) -> impl LogProcessor {
+    let bound = QueueBound::new(config.max_queue_size, Signal::Logs, stats.clone());
+    let batch = BatchLogProcessor::builder(ReleasingLogExporter::new(exporter, bound.clone()))
         .with_batch_config(batch_config!(LogBatchConfigBuilder, config))
-        .build()
+        .build();
+    BoundedLogProcessor::new(batch, bound)
 }
 
+/// Like [`log_processor`], for spans.
 fn span_processor<E: SpanExporter + 'static>(
     exporter: E,
     config: &ExportersConfig,
-) -> BatchSpanProcessor {
-    BatchSpanProcessor::builder(exporter)
+    stats: &Arc<delivery::DeliveryStats>,
+) -> impl SpanProcessor {
+    let bound = QueueBound::new(config.max_queue_size, Signal::Traces, stats.clone());
+    let batch = BatchSpanProcessor::builder(ReleasingSpanExporter::new(exporter, bound.clone()))
         .with_batch_config(batch_config!(SpanBatchConfigBuilder, config))
-        .build()
+        .build();
+    BoundedSpanProcessor::new(batch, bound)
 }
 
 fn metric_reader<E: PushMetricExporter>(

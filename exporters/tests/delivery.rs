@@ -363,3 +363,33 @@ async fn full_spool_drops_the_oldest_and_counts_them() {
     assert_once_in_order("logs", &log_seqs(&received), lost..100);
     receiver.stop().await;
 }
+
+/// A batch processor holds at most `max_queue_size` records until their export returns; what
+/// comes beyond is dropped and counted (the SDK's own queue would drop it silently).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_beyond_the_export_queue_are_counted() {
+    let spool = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    // A collector that never answers holds the first batch's export until it times out, long
+    // after the records below are emitted (the metric flush waits for that timeout too).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut cfg = config(OtlpProtocol::Grpc, format!("http://{addr}"), spool.path());
+    cfg.otlp.timeout_secs = 3;
+    cfg.max_queue_size = 10;
+    cfg.max_export_batch_size = 10;
+    cfg.file.enabled = true;
+    cfg.file.directory = files.path().to_path_buf();
+    let providers = build_providers(&cfg, resource()).unwrap();
+    for seq in 0..30 {
+        emit_log(&providers, seq);
+    }
+    let _ = providers.metrics.force_flush();
+    let metrics = huatuo_otel_tests::jsonl::read_dir(files.path()).unwrap();
+    let lost = dropped(&metrics, "queue_full").unwrap_or(0);
+    // The OTLP queue keeps the first 10 and drops 20; the file's, exporting as they come, up
+    // to as many again.
+    assert!((20..=40).contains(&lost), "{lost} counted as queue_full");
+    let _ = providers.shutdown(Duration::from_secs(2));
+    drop(silent);
+}
