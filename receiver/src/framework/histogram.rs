@@ -261,6 +261,82 @@ fn read_keyed_cells<K: aya::Pod + Eq + Hash>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    /// Exported (count, bucket counts) of each series, by the series' `owner` attribute.
+    fn exported(
+        meters: &SdkMeterProvider,
+        exporter: &InMemoryMetricExporter,
+    ) -> HashMap<String, (u64, Vec<u64>)> {
+        meters.force_flush().unwrap();
+        let mut series = HashMap::new();
+        let finished = exporter.get_finished_metrics().unwrap();
+        // Cumulative: the last export holds every series' running totals.
+        let last = finished.last().unwrap();
+        for metric in last.scope_metrics().flat_map(|s| s.metrics()) {
+            let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data() else {
+                continue;
+            };
+            for point in histogram.data_points() {
+                let owner = point
+                    .attributes()
+                    .find(|kv| kv.key.as_str() == "owner")
+                    .map(|kv| kv.value.to_string())
+                    .unwrap_or_default();
+                let counts = (point.count(), point.bucket_counts().collect());
+                assert!(
+                    series.insert(owner, counts).is_none(),
+                    "one point per series"
+                );
+            }
+        }
+        exporter.reset();
+        series
+    }
+
+    /// Rows 1 and 2 share the (empty) attribute set of the host, row 7 has its own: the host's
+    /// series is the exact sum of its rows at every fold, whatever order they grow in.
+    #[test]
+    fn rows_with_the_same_attributes_add_up_in_one_series() {
+        let exporter = InMemoryMetricExporter::default();
+        let meters = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let histogram = KernelHistogram::new("test.latency", "test", "us", 4, |row: u64| {
+            if row == 7 {
+                vec![KeyValue::new("owner", "c7")]
+            } else {
+                Vec::new()
+            }
+        });
+        histogram.register(&meters.meter("test"));
+        let kernel = Arc::new(Mutex::new(HashMap::<Cell<u64>, u64>::new()));
+        let reader = kernel.clone();
+        histogram
+            .counts
+            .attach(move || Ok(reader.lock().unwrap().clone()));
+        let set = |cells: &[(u64, usize, u64)]| {
+            let mut kernel = kernel.lock().unwrap();
+            for &(row, slot, total) in cells {
+                kernel.insert((row, None, slot), total);
+            }
+        };
+
+        set(&[(1, 0, 3), (2, 0, 2), (7, 1, 5)]);
+        histogram.fold();
+        let first = exported(&meters, &exporter);
+        assert_eq!(first[""], (5, vec![5, 0, 0, 0, 0]));
+        assert_eq!(first["c7"], (5, vec![0, 0, 5, 0, 0]));
+
+        // Only row 2 grows, in a new slot; row 1 stands still.
+        set(&[(2, 0, 4), (2, 3, 1)]);
+        histogram.fold();
+        let second = exported(&meters, &exporter);
+        assert_eq!(second[""], (8, vec![7, 0, 0, 0, 1]));
+        assert_eq!(second["c7"], (5, vec![0, 0, 5, 0, 0]));
+    }
 
     #[test]
     fn each_slot_lands_in_the_bucket_of_its_values() {
