@@ -6,8 +6,9 @@
  * A histogram map is a PERCPU_ARRAY of struct huatuo_log2_hist: one row per
  * attribute set the tracer defines (a softirq vector, a reclaim kind...),
  * and per-CPU values so that counting needs no atomics. When the rows are
- * only known at run time (a disk), it is a PERCPU_HASH keyed by a u32 the
- * agent can name (a dev_t), bounded, with keys created on first use. Slot 0 counts values
+ * only known at run time (a disk and cgroup), it is a PERCPU_HASH keyed by
+ * a tracer-defined key the agent can name (a dev_t and cgroup id), bounded,
+ * with keys created on first use. Slot 0 counts values
  * 0 and 1, slot k >= 1 values in [2^k, 2^(k+1)); the last slot also takes
  * everything larger. The unit of the values is the tracer's choice.
  *
@@ -57,12 +58,12 @@ static __always_inline void huatuo_hist_add(void *map, __u32 row, __u64 value)
 	hist->slots[huatuo_hist_slot(value)]++;
 }
 
-/* Declares keyed histogram map `name` of at most `keys` u32 keys. */
-#define HUATUO_HIST_HASH(name, keys)                                     \
+/* Declares keyed histogram map `name` of at most `keys` keys of type `key_type`. */
+#define HUATUO_HIST_HASH(name, key_type, keys)                           \
 	struct {                                                         \
 		__uint(type, BPF_MAP_TYPE_PERCPU_HASH);                  \
 		__uint(max_entries, keys);                               \
-		__type(key, __u32);                                      \
+		__type(key, key_type);                                   \
 		__type(value, struct huatuo_log2_hist);                  \
 	} name SEC(".maps")
 
@@ -71,21 +72,21 @@ static __always_inline void huatuo_hist_add(void *map, __u32 row, __u64 value)
  * on first use. A value that finds the map full is counted in
  * stats[HUATUO_STAT_COUNTER_MAP_FULL], never silently lost.
  */
-static __always_inline void huatuo_hist_add_key(void *map, __u32 key, __u64 value)
+static __always_inline void huatuo_hist_add_key(void *map, const void *key, __u64 value)
 {
-	struct huatuo_log2_hist *hist = bpf_map_lookup_elem(map, &key);
+	struct huatuo_log2_hist *hist = bpf_map_lookup_elem(map, key);
 
 	if (!hist) {
 		/* A new key starts at zero on every CPU (the kernel zeroes the other CPUs' copies). */
 		struct huatuo_log2_hist zero = {};
-		long err = bpf_map_update_elem(map, &key, &zero, BPF_NOEXIST);
+		long err = bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
 
 		/* Another CPU may have created it between our lookup and insert. */
 		if (err && err != -HUATUO_EEXIST) {
 			count_counter_map_full();
 			return;
 		}
-		hist = bpf_map_lookup_elem(map, &key);
+		hist = bpf_map_lookup_elem(map, key);
 		if (!hist)
 			return;
 	}

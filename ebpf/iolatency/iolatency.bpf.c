@@ -7,6 +7,11 @@
  * A request issued without passing through a queue (blk-mq direct issue,
  * no I/O scheduler) has q2c = d2c.
  *
+ * The cgroup is the current task's when the request starts (inserted, or
+ * issued directly): the submitter, since insertion and direct issue run in
+ * its context. Issue from a queue may run in a kworker, so it keeps the
+ * cgroup recorded at insertion.
+ *
  * Start times are kept per request in a bounded hash map. tp_btf programs
  * key it by the struct request pointer; the tracepoint fallback has no
  * pointer and keys by (disk, start sector). A request partly completed in
@@ -24,8 +29,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-HUATUO_HIST_HASH(q2c_hist, IOLAT_MAX_DISKS);
-HUATUO_HIST_HASH(d2c_hist, IOLAT_MAX_DISKS);
+HUATUO_HIST_HASH(q2c_hist, struct iolat_key, IOLAT_MAX_SERIES);
+HUATUO_HIST_HASH(d2c_hist, struct iolat_key, IOLAT_MAX_SERIES);
 
 struct request_key {
 	__u64 id;  /* request pointer (tp_btf) or start sector (tracepoint) */
@@ -36,6 +41,7 @@ struct request_key {
 struct request_times {
 	__u64 inserted_ns;
 	__u64 issued_ns; /* 0 until issued */
+	__u64 cgroup_id;
 };
 
 struct {
@@ -47,7 +53,10 @@ struct {
 
 static __always_inline void inserted(struct request_key *key)
 {
-	struct request_times times = { .inserted_ns = bpf_ktime_get_ns() };
+	struct request_times times = {
+		.inserted_ns = bpf_ktime_get_ns(),
+		.cgroup_id = bpf_get_current_cgroup_id(),
+	};
 
 	/* Overwrites what a request merged away at this address left behind. */
 	if (bpf_map_update_elem(&in_flight, key, &times, BPF_ANY))
@@ -63,8 +72,15 @@ static __always_inline void issued(struct request_key *key)
 		times->issued_ns = now;
 		return;
 	}
-	/* Issued directly, or issued again after a requeue: the queue wait starts now. */
-	struct request_times fresh = { .inserted_ns = now, .issued_ns = now };
+	/*
+	 * Issued directly, or issued again after a requeue: the queue wait starts
+	 * now. A requeued request is reissued by a kworker: it keeps its cgroup.
+	 */
+	struct request_times fresh = {
+		.inserted_ns = now,
+		.issued_ns = now,
+		.cgroup_id = times ? times->cgroup_id : bpf_get_current_cgroup_id(),
+	};
 
 	if (bpf_map_update_elem(&in_flight, key, &fresh, BPF_ANY))
 		count_counter_map_full();
@@ -74,6 +90,7 @@ static __always_inline void completed(struct request_key *key, __u32 dev)
 {
 	struct request_times *times = bpf_map_lookup_elem(&in_flight, key);
 	__u64 now = bpf_ktime_get_ns();
+	struct iolat_key hist_key = { .dev = dev };
 	__u64 inserted_ns, issued_ns;
 
 	/* Not tracked: started before we attached, or a later partial completion. */
@@ -81,11 +98,12 @@ static __always_inline void completed(struct request_key *key, __u32 dev)
 		return;
 	inserted_ns = times->inserted_ns;
 	issued_ns = times->issued_ns;
+	hist_key.cgroup_id = times->cgroup_id;
 	bpf_map_delete_elem(&in_flight, key);
 	if (!issued_ns || !dev)
 		return;
-	huatuo_hist_add_key(&q2c_hist, dev, (now - inserted_ns) / 1000);
-	huatuo_hist_add_key(&d2c_hist, dev, (now - issued_ns) / 1000);
+	huatuo_hist_add_key(&q2c_hist, &hist_key, (now - inserted_ns) / 1000);
+	huatuo_hist_add_key(&d2c_hist, &hist_key, (now - issued_ns) / 1000);
 }
 
 static __always_inline struct request_key pointer_key(struct request *rq)

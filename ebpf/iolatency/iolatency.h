@@ -1,14 +1,25 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * iolatency ABI: the keyed histogram maps `q2c_hist` and `d2c_hist`
- * (huatuo_hist.bpf.h layout, key = the disk's dev_t as the kernel encodes
- * it: major << 20 | minor), mirrored in huatuo_ebpf::iolatency.
+ * (huatuo_hist.bpf.h layout, key struct iolat_key), mirrored in
+ * huatuo_ebpf::iolatency.
  */
 #ifndef __IOLATENCY_H
 #define __IOLATENCY_H
 
-/* Disks with a histogram; requests of further disks count as counter_map_full. */
-#define IOLAT_MAX_DISKS 256
+/*
+ * (disk, cgroup) pairs with a histogram; requests of further pairs count as
+ * counter_map_full. Pairs of removed cgroups are kept (the agent cannot tell
+ * when the kernel is done counting into them), so this also bounds how many
+ * cgroups that did IO the map remembers over the program's life.
+ */
+#define IOLAT_MAX_SERIES 1024
+
+struct iolat_key {
+	__u32 dev; /* the disk's dev_t as the kernel encodes it: major << 20 | minor */
+	__u32 pad;
+	__u64 cgroup_id; /* unified cgroup of the task that started the request */
+};
 
 /*
  * Requests in flight tracked at once, host-wide. blk-mq preallocates its

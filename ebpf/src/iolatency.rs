@@ -1,11 +1,11 @@
-//! iolatency: per-disk block request latency (`block:block_rq_insert`, `block:block_rq_issue`,
+//! iolatency: block request latency per disk and cgroup (`block:block_rq_insert`, `block:block_rq_issue`,
 //! `block:block_rq_complete`) as in-kernel log2 histograms of microseconds.
 //!
 //! Object [`crate::IOLATENCY`] has two programs per tracepoint doing the same work; attach one
 //! of each pair, preferring the `tp_btf` one (loaded with the tracepoint's name). The keyed
-//! histogram maps [`Q2C_MAP`] and [`D2C_MAP`] (`PERCPU_HASH`, u32 key, value
-//! [`crate::hist::Log2Hist`]) are keyed by the disk's kernel `dev_t`; the C side is
-//! `ebpf/iolatency/`.
+//! histogram maps [`Q2C_MAP`] and [`D2C_MAP`] (`PERCPU_HASH`, key [`IolatKey`], value
+//! [`crate::hist::Log2Hist`]) are keyed by the disk's kernel `dev_t` and the submitter's cgroup;
+//! the C side is `ebpf/iolatency/`.
 
 /// Category of every tracepoint below.
 pub const TRACEPOINT_CATEGORY: &str = "block";
@@ -24,6 +24,20 @@ pub const HOOKS: [(&str, &str, &str); 3] = [
 pub const Q2C_MAP: &str = "q2c_hist";
 /// Issue to the driver to completion, by disk.
 pub const D2C_MAP: &str = "d2c_hist";
+
+/// Key of the histogram maps (`struct iolat_key`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IolatKey {
+    /// The disk's kernel `dev_t` ([`dev_numbers`]).
+    pub dev: u32,
+    pub pad: u32,
+    /// Unified cgroup id of the task that started the request.
+    pub cgroup_id: u64,
+}
+
+// SAFETY: plain integers, explicit padding, any bit pattern is valid.
+unsafe impl aya::Pod for IolatKey {}
 
 /// Bits of the minor number in a kernel `dev_t` (`MINORBITS`; userspace's encoding differs).
 const MINOR_BITS: u32 = 20;
@@ -54,6 +68,25 @@ mod tests {
             assert!(btf.has_type(map), "{map} missing");
         }
         crate::hist::assert_layout_in(crate::IOLATENCY);
+    }
+
+    #[test]
+    fn key_layout_matches_c() {
+        use crate::layout::{assert_same, c_layout, rust_layout};
+        let btf = Btf::from_object(crate::IOLATENCY).unwrap();
+        assert_same(
+            rust_layout!(
+                IolatKey,
+                IolatKey {
+                    dev: 0,
+                    pad: 0,
+                    cgroup_id: 0
+                },
+                [dev, pad, cgroup_id]
+            ),
+            std::mem::size_of::<IolatKey>(),
+            c_layout(&btf, "iolat_key"),
+        );
     }
 
     #[test]

@@ -51,6 +51,22 @@ pub struct ContainerCgroups {
 
 impl ContainerCgroups {
     pub fn create(tag: &str, count: usize) -> anyhow::Result<Self> {
+        Self::create_in(tag, count, container_hierarchies()?, true)
+    }
+
+    /// Like [`ContainerCgroups::create`], in the unified hierarchy only and without
+    /// controllers: what the kernel programs' `bpf_get_current_cgroup_id` reports, also on hybrid
+    /// hosts (where the controllers live in v1 hierarchies).
+    pub fn create_unified(tag: &str, count: usize) -> anyhow::Result<Self> {
+        Self::create_in(tag, count, vec![unified_root()?], false)
+    }
+
+    fn create_in(
+        tag: &str,
+        count: usize,
+        hierarchies: Vec<PathBuf>,
+        controllers: bool,
+    ) -> anyhow::Result<Self> {
         let pid = std::process::id();
         let parent = format!("huatuo-test-{pid}-{tag}");
         let mut cgroups = Self {
@@ -61,11 +77,11 @@ impl ContainerCgroups {
             parents: Vec::new(),
         };
         // From here on the guard owns what was created, so a failure still removes it.
-        for root in container_hierarchies()? {
+        for root in hierarchies {
             let dir = root.join(&parent);
             std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
             cgroups.parents.push(dir.clone());
-            if root.join("cgroup.subtree_control").exists() {
+            if controllers && root.join("cgroup.subtree_control").exists() {
                 // v2: children get a controller only if their parent passes it down; cpu and io
                 // may not be enabled at the root, then their files are missing.
                 for controller in ["+memory", "+cpu", "+io"] {
@@ -86,6 +102,12 @@ impl ContainerCgroups {
 
     pub fn ids(&self) -> &[String] {
         &self.ids
+    }
+
+    /// The directory of container `index` in each hierarchy.
+    pub fn dirs(&self, index: usize) -> impl Iterator<Item = PathBuf> + '_ {
+        let name = format!("docker-{}.scope", self.ids[index]);
+        self.parents.iter().map(move |p| p.join(&name))
     }
 
     /// Moves task `pid` into container `index` in every hierarchy.
@@ -127,11 +149,6 @@ impl ContainerCgroups {
                 .join("cgroup.subtree_control")
                 .exists()
         })
-    }
-
-    fn dirs(&self, index: usize) -> impl Iterator<Item = PathBuf> + '_ {
-        let name = format!("docker-{}.scope", self.ids[index]);
-        self.parents.iter().map(move |p| p.join(&name))
     }
 }
 

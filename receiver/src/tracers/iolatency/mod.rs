@@ -1,17 +1,25 @@
-//! `iolatency`: block request latency per disk, counted in the kernel as histograms of
+//! `iolatency`: block request latency per disk and container, counted in the kernel as histograms of
 //! queue-to-completion (q2c) and issue-to-completion (d2c) time (`block:block_rq_insert`,
 //! `block:block_rq_issue`, `block:block_rq_complete`) and folded into
 //! `huatuo.disk.request.latency` every metric interval.
+//!
+//! The kernel keys its histograms by disk and the cgroup of the task that started the request;
+//! each key's cgroup goes through attribution (container and pod identity, nothing for a cgroup
+//! outside containers), so the host's own requests on a disk, whatever their cgroup, add up in
+//! one container-less series. A cgroup is named when its key is first folded: one removed before
+//! that (within a metric interval of its first request) counts as the host's.
 //!
 //! Queue freezes (HuaTuo's `blkdisk_freeze`) are not counted: no tracepoint marks them, and
 //! `blk_mq_freeze_queue` is reachable only by kprobe; `probe` says so. Cache flushes need no
 //! BPF: the diskio collector reads them from `/proc/diskstats` (`huatuo.disk.flushes`).
 
+use crate::attribution::Owner;
 use crate::framework::{
     metrics_tracer, take_map, KernelHistogram, MetricsTracer, RunError, TracepointHook,
     TracerContext,
 };
 use crate::kernel::KernelEnv;
+use crate::telemetry::Telemetry;
 use anyhow::Context as _;
 use aya::maps::PerCpuHashMap;
 use aya::Ebpf;
@@ -21,7 +29,7 @@ use huatuo_ebpf::iolatency as abi;
 use huatuo_semconv::block as names;
 use opentelemetry::KeyValue;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub const NAME: &str = "iolatency";
 
@@ -35,41 +43,48 @@ const HOOKS: &[TracepointHook] = &[
 const SLOTS: usize = 25;
 const _: () = assert!(SLOTS <= HIST_SLOTS);
 
-const DESCRIPTION: &str = "Block request latency, by disk and stage (q2c: queued to completed, d2c: issued to the driver to completed)";
+const DESCRIPTION: &str = "Block request latency, by disk, container and stage (q2c: queued to completed, d2c: issued to the driver to completed)";
 
 /// What `probe` adds: the HuaTuo disk metric this tracer cannot offer, and why.
 const FREEZE_UNSUPPORTED: &str = "queue freezes not counted: no tracepoint marks a queue freeze \
      (blk_mq_freeze_queue is reachable only by kprobe); flushes: diskio collector (Linux 5.5+)";
 
 pub struct Iolatency {
-    q2c: Arc<KernelHistogram>,
-    d2c: Arc<KernelHistogram>,
+    q2c: Arc<KernelHistogram<abi::IolatKey>>,
+    d2c: Arc<KernelHistogram<abi::IolatKey>>,
+    /// Where attribution lives, known once started; the histograms' attribute functions read it.
+    telemetry: Arc<OnceLock<Arc<Telemetry>>>,
 }
 
 impl Default for Iolatency {
     fn default() -> Self {
-        let histogram = |attributes| {
+        let telemetry = Arc::new(OnceLock::<Arc<Telemetry>>::new());
+        let histogram = |stage: &'static str| {
+            let telemetry = telemetry.clone();
             KernelHistogram::new(
                 names::DISK_REQUEST_LATENCY,
                 DESCRIPTION,
                 "us",
                 SLOTS,
-                attributes,
+                move |key: abi::IolatKey| {
+                    let mut attributes = disk_attributes(key.dev, stage);
+                    if let Some(telemetry) = telemetry.get() {
+                        attributes.extend(
+                            telemetry
+                                .attribution
+                                .metric_attributes(&Owner::cgroup(key.cgroup_id)),
+                        );
+                    }
+                    attributes
+                },
             )
         };
         Self {
-            q2c: histogram(q2c_attributes),
-            d2c: histogram(d2c_attributes),
+            q2c: histogram("q2c"),
+            d2c: histogram("d2c"),
+            telemetry,
         }
     }
-}
-
-fn q2c_attributes(dev: u32) -> Vec<KeyValue> {
-    disk_attributes(dev, "q2c")
-}
-
-fn d2c_attributes(dev: u32) -> Vec<KeyValue> {
-    disk_attributes(dev, "d2c")
 }
 
 fn disk_attributes(dev: u32, stage: &'static str) -> Vec<KeyValue> {
@@ -121,6 +136,7 @@ impl MetricsTracer for Iolatency {
     }
 
     fn start(&self, ebpf: &mut Ebpf, ctx: &TracerContext) -> anyhow::Result<()> {
+        self.telemetry.get_or_init(|| ctx.telemetry.clone());
         let every = KernelHistogram::fold_interval(&ctx.config);
         for (histogram, map) in [(&self.q2c, abi::Q2C_MAP), (&self.d2c, abi::D2C_MAP)] {
             let map = PerCpuHashMap::try_from(take_map(ebpf, map)?)?;
