@@ -439,8 +439,13 @@ fn assert_all_written(dir: &Path, metric_exports: usize) {
     assert_eq!(metrics.len(), metric_exports, "{metrics:?}");
     let metrics: ExportMetricsServiceRequest =
         serde_json::from_str(metrics.last().unwrap()).unwrap();
-    let metric = &metrics.resource_metrics[0].scope_metrics[0].metrics[0];
-    assert_eq!(metric.name, "linux.test.count");
+    // The agent's own export counters come along; the test's metric is found by name.
+    let metric = metrics.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|scope| &scope.metrics)
+        .find(|m| m.name == "linux.test.count")
+        .expect("linux.test.count exported");
     let Some(metric::Data::Sum(sum)) = &metric.data else {
         panic!("not a sum: {metric:?}");
     };
