@@ -90,8 +90,9 @@ impl DeliveryStats {
         self.spool_bytes.load(Ordering::Relaxed)
     }
 
-    /// Registers the `huatuo.export.*` instruments, read from these counters at each collection.
-    pub fn register(self: &Arc<Self>, meter: &Meter) {
+    /// Registers the `huatuo.export.*` instruments, read from these counters at each collection;
+    /// those of the spool only when there is one.
+    pub fn register(self: &Arc<Self>, meter: &Meter, spool: bool) {
         let stats = self.clone();
         meter
             .u64_observable_counter(names::EXPORT_DROPPED)
@@ -110,6 +111,9 @@ impl DeliveryStats {
                 }
             })
             .build();
+        if !spool {
+            return;
+        }
         type Counters = fn(&DeliveryStats) -> &[AtomicU64; 2];
         let per_signal: [(&'static str, &'static str, Counters); 2] = [
             (

@@ -163,7 +163,10 @@ pub fn build_providers(config: &ExportersConfig, resource: Resource) -> anyhow::
         None => None,
     };
     let metrics = metrics.build();
-    stats.register(&metrics.meter(SCOPE));
+    stats.register(
+        &metrics.meter(SCOPE),
+        config.otlp.enabled && config.otlp.spool.enabled,
+    );
     let delivery = match fallback {
         Some(fallback) => {
             let replayer = match &fallback.spool {
