@@ -4,6 +4,8 @@
 use huatuo_ebpf::btf::Btf;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 const TRACEFS_CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
@@ -16,6 +18,8 @@ pub struct KernelEnv {
     pub load_gate: tokio::sync::Mutex<()>,
     /// Where procfs and sysfs are read by metric collectors.
     pub roots: Roots,
+    /// CONFIG_HZ, found once (measuring it takes 200 ms) for every tracer that needs it.
+    hz: OnceLock<Option<u64>>,
 }
 
 /// Mount points of procfs and sysfs (`agent.procfs_prefix`, `agent.sysfs_prefix`): the host's, a
@@ -71,6 +75,7 @@ impl KernelEnv {
                 .map(Path::to_path_buf),
             load_gate: tokio::sync::Mutex::new(()),
             roots: Roots::default(),
+            hz: OnceLock::new(),
         }
     }
 
@@ -95,10 +100,18 @@ impl KernelEnv {
         parse_version(&self.release)
     }
 
-    /// `CONFIG_HZ`, the jiffy rate, from the kernel's config (`/proc/config.gz`, else
-    /// `/boot/config-<release>`): BPF has no kconfig externs under aya, so programs hand jiffies
-    /// to userspace. None when neither file is there.
+    /// `CONFIG_HZ`, the jiffy and tick rate: BPF has no kconfig externs under aya, so programs
+    /// hand jiffies to userspace. From the kernel's config (`/proc/config.gz`, else
+    /// `/boot/config-<release>`), else measured from how fast `jiffies` advance in
+    /// `/proc/timer_list` (root only) over 200 ms. None when none of these can be read.
     pub fn config_hz(&self) -> Option<u64> {
+        *self.hz.get_or_init(|| {
+            self.configured_hz()
+                .or_else(|| measured_hz(&self.roots.procfs.join("timer_list")))
+        })
+    }
+
+    fn configured_hz(&self) -> Option<u64> {
         let gz = self.roots.procfs.join("config.gz");
         let text = match std::fs::File::open(&gz) {
             Ok(file) => {
@@ -181,6 +194,46 @@ impl KernelEnv {
     pub fn per_cpu_rate(&self, per_second: u32) -> u64 {
         u64::from(per_second).div_ceil(self.possible_cpus() as u64)
     }
+}
+
+/// Kernel tick rates (CONFIG_HZ) a kernel can be built with.
+const HZ_CHOICES: [u64; 4] = [100, 250, 300, 1000];
+
+/// How long jiffies are watched to tell the tick rate.
+const HZ_SAMPLE: Duration = Duration::from_millis(200);
+
+/// The first `jiffies:` value of a `/proc/timer_list`.
+fn parse_jiffies(timer_list: impl std::io::BufRead) -> Option<u64> {
+    timer_list
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("jiffies:")?.trim().parse().ok())
+}
+
+fn read_jiffies(timer_list: &Path) -> Option<u64> {
+    let file = std::fs::File::open(timer_list).ok()?;
+    parse_jiffies(std::io::BufReader::new(file))
+}
+
+/// The CONFIG_HZ nearest to `jiffies` counted over `elapsed`.
+fn nearest_hz(jiffies: u64, elapsed: Duration) -> u64 {
+    let rate = jiffies as f64 / elapsed.as_secs_f64();
+    HZ_CHOICES
+        .into_iter()
+        .min_by(|a, b| {
+            (*a as f64 - rate)
+                .abs()
+                .total_cmp(&(*b as f64 - rate).abs())
+        })
+        .unwrap_or(1000)
+}
+
+/// The tick rate from how fast jiffies advance (nothing else in procfs states CONFIG_HZ).
+fn measured_hz(timer_list: &Path) -> Option<u64> {
+    let (start, before) = (std::time::Instant::now(), read_jiffies(timer_list)?);
+    std::thread::sleep(HZ_SAMPLE);
+    let jiffies = read_jiffies(timer_list)?.checked_sub(before)?;
+    Some(nearest_hz(jiffies, start.elapsed()))
 }
 
 fn parse_config_hz(config: &str) -> Option<u64> {
@@ -271,10 +324,31 @@ mod tests {
         let config = "# CONFIG_HZ_100 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n";
         assert_eq!(parse_config_hz(config), Some(250));
         assert_eq!(parse_config_hz("CONFIG_HZ_1000=y\n"), None);
-        // This kernel's, when it exposes its config.
+        // This kernel's, when it exposes its config or its timer list.
         if let Some(hz) = KernelEnv::detect().config_hz() {
-            assert!([100, 250, 300, 1000].contains(&hz), "{hz}");
+            assert!(HZ_CHOICES.contains(&hz), "{hz}");
         }
+    }
+
+    #[test]
+    fn without_a_config_hz_is_the_nearest_rate_jiffies_advance_at() {
+        let timer_list =
+            "Timer List Version: v0.10\nHRTIMER_MAX_CLOCK_BASES: 8\nnow at 1 nsecs\n\n\
+                          cpu: 0\n  .idle_jiffies   : 4295928789\njiffies: 4295932935\n\
+                          jiffies: 1\n";
+        assert_eq!(parse_jiffies(timer_list.as_bytes()), Some(4295932935));
+        assert_eq!(parse_jiffies("no such line\n".as_bytes()), None);
+        let elapsed = Duration::from_millis(200);
+        // Reading the two values takes some time; a sleep may also oversleep.
+        assert_eq!(nearest_hz(49, elapsed), 250);
+        assert_eq!(nearest_hz(53, elapsed), 250);
+        assert_eq!(nearest_hz(61, elapsed), 300);
+        assert_eq!(nearest_hz(21, elapsed), 100);
+        assert_eq!(nearest_hz(203, elapsed), 1000);
+        let Some(hz) = measured_hz(Path::new("/proc/timer_list")) else {
+            return; // /proc/timer_list is for root
+        };
+        assert!(HZ_CHOICES.contains(&hz), "{hz}");
     }
 
     #[test]

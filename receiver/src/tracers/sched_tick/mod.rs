@@ -66,49 +66,6 @@ fn tick_handler(symbols: &KernelSymbols) -> Result<u64, Unsupported> {
         })
 }
 
-/// Kernel tick rates (CONFIG_HZ) a kernel can be built with.
-const HZ_CHOICES: [u64; 4] = [100, 250, 300, 1000];
-
-/// How long jiffies are watched to tell the tick rate.
-const HZ_SAMPLE: Duration = Duration::from_millis(200);
-
-/// The first `jiffies:` value of a `/proc/timer_list`.
-fn parse_jiffies(timer_list: impl std::io::BufRead) -> Option<u64> {
-    timer_list
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("jiffies:")?.trim().parse().ok())
-}
-
-fn read_jiffies() -> Option<u64> {
-    let file = std::fs::File::open("/proc/timer_list").ok()?;
-    parse_jiffies(std::io::BufReader::new(file))
-}
-
-/// The CONFIG_HZ nearest to `jiffies` counted over `elapsed`.
-fn nearest_hz(jiffies: u64, elapsed: Duration) -> u64 {
-    let rate = jiffies as f64 / elapsed.as_secs_f64();
-    HZ_CHOICES
-        .into_iter()
-        .min_by(|a, b| {
-            (*a as f64 - rate)
-                .abs()
-                .total_cmp(&(*b as f64 - rate).abs())
-        })
-        .unwrap_or(1000)
-}
-
-/// The tick period, from the rate jiffies advance at (the kernel config is not always readable,
-/// and nothing else in procfs states CONFIG_HZ). None without `/proc/timer_list`.
-fn tick_period() -> Option<Duration> {
-    let (start, before) = (std::time::Instant::now(), read_jiffies()?);
-    std::thread::sleep(HZ_SAMPLE);
-    let jiffies = read_jiffies()?.checked_sub(before)?;
-    Some(Duration::from_nanos(
-        1_000_000_000 / nearest_hz(jiffies, start.elapsed()),
-    ))
-}
-
 impl EventTracer for SchedTick {
     const NAME: &'static str = NAME;
     const HOOKS: &'static [TracepointHook] = &[HOOK];
@@ -152,13 +109,17 @@ impl EventTracer for SchedTick {
         // the tick's due time, which is the interval less one period when the previous tick was
         // on time. Without the period, the delay alone must reach the threshold: fewer reports,
         // never spurious ones.
-        let period = tick_period().unwrap_or_else(|| {
-            tracing::warn!(
-                tracer = NAME,
-                "cannot tell the tick period from /proc/timer_list; threshold_us applies to the delay"
-            );
-            Duration::ZERO
-        });
+        let period = match ctx.kernel.config_hz() {
+            Some(hz) => Duration::from_nanos(1_000_000_000 / hz),
+            None => {
+                tracing::warn!(
+                    tracer = NAME,
+                    "cannot tell the tick period (no kernel config, no /proc/timer_list); \
+                     threshold_us applies to the delay"
+                );
+                Duration::ZERO
+            }
+        };
         *self.period.lock().unwrap_or_else(|e| e.into_inner()) = period;
         let threshold_ns = config
             .threshold_us
@@ -209,35 +170,5 @@ impl EventTracer for SchedTick {
 
     fn stop(&self) {
         self.late_ticks.detach();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_tick_rate_is_the_nearest_config_hz() {
-        let timer_list =
-            "Timer List Version: v0.10\nHRTIMER_MAX_CLOCK_BASES: 8\nnow at 1 nsecs\n\n\
-                          cpu: 0\n  .idle_jiffies   : 4295928789\njiffies: 4295932935\n\
-                          jiffies: 1\n";
-        assert_eq!(parse_jiffies(timer_list.as_bytes()), Some(4295932935));
-        assert_eq!(parse_jiffies("no such line\n".as_bytes()), None);
-        let elapsed = Duration::from_millis(200);
-        // Reading the two values takes some time; a sleep may also oversleep.
-        assert_eq!(nearest_hz(49, elapsed), 250);
-        assert_eq!(nearest_hz(53, elapsed), 250);
-        assert_eq!(nearest_hz(61, elapsed), 300);
-        assert_eq!(nearest_hz(21, elapsed), 100);
-        assert_eq!(nearest_hz(203, elapsed), 1000);
-        let Some(period) = tick_period() else {
-            return; // /proc/timer_list is for root
-        };
-        assert!(
-            [1, 4, 10].map(Duration::from_millis).contains(&period)
-                || period == Duration::from_nanos(3_333_333),
-            "{period:?}"
-        );
     }
 }
