@@ -372,14 +372,7 @@ fn search(root: &Path, inode: u64, seen: &mut Vec<(u64, String)>) -> Option<Stri
             return Some(path);
         }
         seen.push((meta.ino(), path));
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            stack.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
-        }
+        stack.extend(crate::procfs::subdirectories(&dir));
     }
     None
 }

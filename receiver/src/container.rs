@@ -10,6 +10,38 @@
 //!   monitor, not the container)
 //! - podman: `/machine.slice/libpod-<id>.scope`, rootless `.../user.slice/libpod-<id>.scope`
 
+use std::path::{Path, PathBuf};
+
+/// A cgroup directory whose path names a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDir {
+    pub id: String,
+    /// Relative to the hierarchy's mount, as `/proc/<pid>/cgroup` shows it.
+    pub path: String,
+    pub dir: PathBuf,
+}
+
+/// The container cgroups of the hierarchy mounted at `root`: the outermost directories whose
+/// path names a container (their sub-cgroups belong to them). The walk visits at most
+/// `max_visited` directories; the flag says whether it stopped there.
+pub fn container_dirs(root: &Path, max_visited: usize) -> (Vec<ContainerDir>, bool) {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    let mut visited = 0;
+    while let Some(dir) = pending.pop() {
+        visited += 1;
+        if visited > max_visited {
+            return (found, true);
+        }
+        let path = format!("/{}", dir.strip_prefix(root).unwrap_or(&dir).display());
+        match parse_cgroup_path(&path).container_id {
+            Some(id) => found.push(ContainerDir { id, path, dir }),
+            None => pending.extend(crate::procfs::subdirectories(&dir)),
+        }
+    }
+    (found, false)
+}
+
 /// What a cgroup path says about the container it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerIdentity {

@@ -218,6 +218,16 @@ fn numeric_entries(dir: &Path) -> Vec<(PathBuf, u32)> {
     out
 }
 
+/// The directories directly under `dir` (none when it cannot be read).
+pub fn subdirectories(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+}
+
 /// How many of `tasks` sleep in each kernel function (their `wchan`), one `function count` line
 /// per function, most common first. A task that left state D meanwhile has no wchan (`0`) and,
 /// like one whose file cannot be read, counts as `?`.

@@ -9,11 +9,11 @@
 //! fixture trees work.
 
 use crate::attribution::{Attributor, Owner};
-use crate::container::parse_cgroup_path;
+use crate::container::container_dirs;
 use crate::kernel::Roots;
 use crate::telemetry::Telemetry;
 use opentelemetry::KeyValue;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 /// Bound on directories visited per hierarchy and cycle.
@@ -80,36 +80,20 @@ impl Hierarchy {
     /// `libpod-<id>.scope/container`) are already counted in it, the kernel's files being
     /// hierarchical.
     pub fn containers(&self) -> Vec<ContainerCgroup> {
-        let mut found = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        let mut visited = 0;
-        while let Some(dir) = stack.pop() {
-            visited += 1;
-            if visited > MAX_WALK {
-                tracing::warn!(root = %self.root.display(), "more than {MAX_WALK} cgroups: the rest are not collected");
-                break;
-            }
-            let path = relative_path(&self.root, &dir);
-            if parse_cgroup_path(&path).container_id.is_some() {
-                found.push(ContainerCgroup { path, dir });
-                continue;
-            }
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                stack.extend(
-                    entries
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| e.path()),
-                );
-            }
+        let (found, truncated) = container_dirs(&self.root, MAX_WALK);
+        if truncated {
+            tracing::warn!(root = %self.root.display(), "more than {MAX_WALK} cgroups: the rest are not collected");
         }
+        let mut found: Vec<_> = found
+            .into_iter()
+            .map(|c| ContainerCgroup {
+                path: c.path,
+                dir: c.dir,
+            })
+            .collect();
         found.sort_by(|a, b| a.path.cmp(&b.path));
         found
     }
-}
-
-fn relative_path(root: &Path, dir: &Path) -> String {
-    format!("/{}", dir.strip_prefix(root).unwrap_or(dir).display())
 }
 
 /// `key value` lines (cpu.stat, memory.stat, memory.events, cpuacct.stat) as pairs; lines of

@@ -133,14 +133,7 @@ fn first_task(dir: &Path) -> Option<u32> {
         if let Some(pid) = procs.lines().find_map(|l| l.trim().parse().ok()) {
             return Some(pid);
         }
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            stack.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
-        }
+        stack.extend(crate::procfs::subdirectories(&dir));
     }
     None
 }

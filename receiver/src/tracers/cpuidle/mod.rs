@@ -8,7 +8,7 @@
 //! on hosts without one the tracer is unsupported.
 
 use crate::attribution::unified_root;
-use crate::container::parse_cgroup_path;
+use crate::container::container_dirs;
 use crate::framework::{autotracer, Autotracer, Capture, Captures, Trigger, Unsupported};
 use crate::kernel::KernelEnv;
 use crate::profiler::{capture_profile, online_cpus, parse_cpu_list, ProfileRequest};
@@ -272,34 +272,21 @@ fn spike(
 /// Container cgroups of the hierarchy at `root`: the outermost directories whose path names a
 /// container (their sub-cgroups belong to them).
 fn containers(root: &Path) -> Vec<Container> {
-    let mut found = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    let mut visited = 0;
-    while let Some(dir) = pending.pop() {
-        visited += 1;
-        if visited > MAX_CGROUPS_VISITED {
-            tracing::warn!(
-                tracer = NAME,
-                limit = MAX_CGROUPS_VISITED,
-                "too many cgroups; some containers are not watched"
-            );
-            break;
-        }
-        let relative = format!("/{}", dir.strip_prefix(root).unwrap_or(&dir).display());
-        if let Some(id) = parse_cgroup_path(&relative).container_id {
-            found.push(Container { id, dir });
-            continue;
-        }
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            pending.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
-        }
+    let (found, truncated) = container_dirs(root, MAX_CGROUPS_VISITED);
+    if truncated {
+        tracing::warn!(
+            tracer = NAME,
+            limit = MAX_CGROUPS_VISITED,
+            "too many cgroups; some containers are not watched"
+        );
     }
     found
+        .into_iter()
+        .map(|c| Container {
+            id: c.id,
+            dir: c.dir,
+        })
+        .collect()
 }
 
 fn read_usage(dir: &Path) -> Option<CpuUsage> {
